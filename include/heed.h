@@ -1,0 +1,290 @@
+/* heed.h — the public API of libheed: attention, in C.
+ * This header is the manual. Every function returns a heed_status (or a value that cannot fail),
+ * never exits, never prints, and leaves a human-readable message in its heed_ctx on error. */
+#ifndef HEED_H
+#define HEED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HEED_VERSION_MAJOR 0
+#define HEED_VERSION_MINOR 1
+#define HEED_VERSION_PATCH 0
+#define HEED_VERSION "0.1.0"
+
+/* The library version string, e.g. "0.1.0". */
+const char *heed_version(void);
+
+/* ------------------------------------------------------------------------------------------------
+ * Status codes. HEED_OK is 0; every error is non-zero. heed_status_name never returns NULL. */
+typedef enum heed_status {
+    HEED_OK = 0,
+    HEED_ERR_INVALID = 1,     /* an argument is wrong: shape, stride, dtype, flag, NULL pointer */
+    HEED_ERR_NOMEM = 2,       /* an allocation failed */
+    HEED_ERR_UNSUPPORTED = 3, /* a valid request this backend does not implement; it never guesses */
+    HEED_ERR_IO = 4,          /* a file could not be opened, read or written */
+    HEED_ERR_FORMAT = 5,      /* a file or string is malformed */
+    HEED_ERR_INTERNAL = 6     /* a bug in heed: please report */
+} heed_status;
+
+const char *heed_status_name(heed_status s);
+
+/* ------------------------------------------------------------------------------------------------
+ * Element types. Accumulation is always f32 (f64 in the references). */
+typedef enum heed_dtype { HEED_F32 = 0, HEED_F16 = 1, HEED_BF16 = 2, HEED_F64 = 3 } heed_dtype;
+
+/* Size of one element in bytes; 0 for an unknown value. */
+size_t heed_dtype_size(heed_dtype t);
+/* "f32", "f16", "bf16", "f64"; "?" for an unknown value. */
+const char *heed_dtype_name(heed_dtype t);
+
+/* IEEE half and bfloat16 conversions, round-to-nearest-even, NaN and Inf preserved. */
+uint16_t heed_f32_to_f16(float x);
+float heed_f16_to_f32(uint16_t h);
+uint16_t heed_f32_to_bf16(float x);
+float heed_bf16_to_f32(uint16_t h);
+/* dst[i] = src[i] for i < n, converting between any two of f32/f16/bf16/f64. dst and src must not
+ * overlap. Uses the best SIMD path of this CPU. */
+void heed_convert(void *dst, heed_dtype dst_type, const void *src, heed_dtype src_type, size_t n);
+
+/* ------------------------------------------------------------------------------------------------
+ * CPU instruction sets. The library is built for all of them and picks one at run time. */
+typedef enum heed_isa {
+    HEED_ISA_SCALAR = 0, /* portable C */
+    HEED_ISA_AVX2 = 1,   /* AVX2 + FMA + F16C */
+    HEED_ISA_AVX512 = 2  /* AVX-512 F/BW/VL/DQ (+ BF16 instructions where present) */
+} heed_isa;
+
+/* The best instruction set this CPU (and its OS) supports. */
+heed_isa heed_cpu_isa(void);
+/* 1 when the CPU has the AVX-512 BF16 dot-product instructions, else 0. */
+int heed_cpu_has_avx512_bf16(void);
+/* "scalar", "avx2", "avx512". */
+const char *heed_isa_name(heed_isa isa);
+
+/* ------------------------------------------------------------------------------------------------
+ * Context: owns a thread pool (threads are created once, not per call), the instruction set used,
+ * and the message of the last error. One context is used by one calling thread at a time. */
+typedef struct heed_ctx heed_ctx;
+
+/* Creates a context with n_threads workers (n_threads <= 0: one per online CPU).
+ * On success *out owns the context (free with heed_ctx_free); on failure *out is NULL. */
+heed_status heed_ctx_create(heed_ctx **out, int n_threads);
+/* Frees a context; NULL is a no-op. */
+void heed_ctx_free(heed_ctx *ctx);
+int heed_ctx_n_threads(const heed_ctx *ctx);
+/* Restricts kernels to instruction sets up to isa (tests and benchmarks use it to compare paths).
+ * HEED_ERR_UNSUPPORTED when the CPU lacks isa. */
+heed_status heed_ctx_set_isa(heed_ctx *ctx, heed_isa isa);
+heed_isa heed_ctx_isa(const heed_ctx *ctx);
+/* The message of the last failed call on this context ("" if none). Valid until the next call. */
+const char *heed_ctx_error(const heed_ctx *ctx);
+
+/* Aligned allocation (64 bytes): heed_free(NULL) is a no-op. Returns NULL when out of memory. */
+void *heed_alloc(size_t bytes);
+void heed_free(void *p);
+
+/* ------------------------------------------------------------------------------------------------
+ * Tensor views. A view does not own its data. Dimensions are listed outermost first:
+ * ne[0..3] = [B, H, T, D] for attention operands; nb[] are byte strides of each dimension.
+ * The innermost dimension must be contiguous (nb[3] == element size). A stride of 0 broadcasts. */
+typedef struct heed_tensor {
+    void *data;
+    heed_dtype dtype;
+    int64_t ne[4];
+    int64_t nb[4];
+} heed_tensor;
+
+/* A contiguous row-major view of data with shape [n0, n1, n2, n3]. */
+heed_tensor heed_tensor_4d(void *data, heed_dtype dtype, int64_t n0, int64_t n1, int64_t n2, int64_t n3);
+
+/* ------------------------------------------------------------------------------------------------
+ * Masks: which keys each query sees. Positions are absolute: query row t sits at position
+ * i = q_offset + t, key row j at position k_offset + j. Visibility is defined in exactly one place
+ * (heed_mask_row_spans); the reference, the fast kernels and the tests all derive from it. */
+typedef enum heed_mask_kind {
+    HEED_MASK_NONE = 0,         /* every key */
+    HEED_MASK_CAUSAL = 1,       /* j <= i */
+    HEED_MASK_WINDOW = 2,       /* j - i <= right and (i - j <= left or j < n_sink); extent < 0 = unbounded.
+                                   A causal window of W keys with S sinks: left = W-1, right = 0, n_sink = S */
+    HEED_MASK_PREFIX_BIDIR = 3, /* j <= i, or both i and j in [prefix_begin, prefix_end) */
+    HEED_MASK_NEIGHBOR_1D = 4,  /* NATTEN 1D: kernel[0] keys (odd) around i among positions of i's
+                                   dilation group (p % dilation[0] == i % dilation[0]), shifted inward
+                                   at the borders so every query sees exactly kernel[0] keys.
+                                   The axis is the key positions [0, seq_len); needs seq_len >= kernel*dilation */
+    HEED_MASK_NEIGHBOR_2D = 5,  /* NATTEN 2D on a grid[0] x grid[1] (rows x cols) image, position
+                                   p = r * grid[1] + c; the 1D rule on each axis, kernel[0] x kernel[1] keys */
+    HEED_MASK_S2 = 6,           /* S2-Attention / DKernel strided shards, blocks of `block` positions:
+                                   j <= i and (i/b - j/b < local_blocks or (j/b + h + head_offset) % vert_stride == 0),
+                                   h = query head index */
+    HEED_MASK_BLOCKS = 7        /* explicit lists: key block kb is visible to query block qb (blocks of
+                                   `block` positions) iff kb is in block_idx[block_ptr[qb] .. block_ptr[qb+1]);
+                                   query blocks >= n_qblocks see nothing; with causal != 0 also j <= i */
+} heed_mask_kind;
+
+typedef struct heed_mask {
+    heed_mask_kind kind;
+    int64_t left, right, n_sink;       /* WINDOW */
+    int64_t prefix_begin, prefix_end;  /* PREFIX_BIDIR */
+    int32_t kernel[2], dilation[2];    /* NEIGHBOR_1D uses [0]; NEIGHBOR_2D uses [0] rows, [1] cols */
+    int64_t seq_len;                   /* NEIGHBOR_1D: length of the axis (usually Tk) */
+    int64_t grid[2];                   /* NEIGHBOR_2D: rows, cols (rows * cols = sequence length) */
+    int32_t block;                     /* S2, BLOCKS: block size in positions */
+    int32_t local_blocks, vert_stride, head_offset; /* S2 */
+    const int32_t *block_ptr;          /* BLOCKS: [n_qblocks + 1], non-decreasing */
+    const int32_t *block_idx;          /* BLOCKS: [block_ptr[n_qblocks]] key block indices */
+    int64_t n_qblocks;                 /* BLOCKS */
+    int causal;                        /* BLOCKS: also require j <= i */
+} heed_mask;
+
+/* A half-open interval [lo, hi) of key positions. */
+typedef struct heed_span {
+    int64_t lo, hi;
+} heed_span;
+
+/* Checks a mask's parameters (kernel odd and >= 1, dilation >= 1, grid sizes, block > 0, CSR list
+ * well formed, ...). HEED_ERR_INVALID with a message in ctx (ctx may be NULL) when wrong. */
+heed_status heed_mask_check(heed_ctx *ctx, const heed_mask *m);
+/* Upper bound on the number of spans heed_mask_row_spans can return for keys [0, n_keys). */
+int64_t heed_mask_max_spans(const heed_mask *m, int64_t n_keys);
+/* The visible keys of query position i in query head h, restricted to key positions [k_lo, k_hi),
+ * as sorted, disjoint, non-empty spans written to out[0 .. return value). out must hold
+ * heed_mask_max_spans(m, k_hi) entries. The mask must have passed heed_mask_check. */
+int64_t heed_mask_row_spans(heed_span *out, const heed_mask *m, int64_t i, int64_t h, int64_t k_lo, int64_t k_hi);
+/* 1 when key position j is visible to query position i in head h, else 0 (derived from row spans). */
+int heed_mask_visible(const heed_mask *m, int64_t i, int64_t j, int64_t h);
+
+/* ------------------------------------------------------------------------------------------------
+ * The attention descriptor. Zero-initialise it, or call heed_attn_desc_init, then fill in what the
+ * call needs. Scores are computed in this order, for query position i, key position j, head h:
+ *   s  = (q_i . k_j) * scale                         scale == 0 means 1/sqrt(D)
+ *   s *= 1 + temp_scale[h] * log(i + 1)              selective attention (if temp_scale)
+ *   s  = softcap * tanh(s / softcap)                 (if softcap > 0)
+ *   s += -alibi_slopes[h] * (i - j)                  (if alibi_slopes)
+ *   s += bias[b, h, t, j]                            (if bias; -inf masks a key)
+ *   s  = -inf where the mask hides j
+ * then the normalizer:
+ *   SOFTMAX: p = exp(s - lse), lse = log(sum_j exp(s_j) [+ exp(sink_logit[h])])
+ *            the learned sink logit is an extra logit with no value vector (gpt-oss)
+ *   SIGMOID: p = 1 / (1 + exp(-(s + sigmoid_bias))), no row normalisation
+ *            sigmoid_bias = NaN (the default from heed_attn_desc_init) means -log(number of keys Tk)
+ * O_t = sum_j p_j v_j. A row that sees no key gives O = 0 and lse = -inf (or sink_logit[h] when a
+ * sink logit is given), never NaN. */
+typedef enum heed_norm { HEED_NORM_SOFTMAX = 0, HEED_NORM_SIGMOID = 1 } heed_norm;
+
+typedef struct heed_attn_desc {
+    heed_tensor q;              /* [B, Hq, Tq, D]  f32 */
+    heed_tensor k;              /* [B, Hkv, Tk, D] f32 | f16 | bf16; Hq % Hkv == 0 (GQA/MQA) */
+    heed_tensor v;              /* [B, Hkv, Tk, Dv], same dtype as k */
+    int64_t q_offset;           /* absolute position of query row 0 (decode, chunked prefill) */
+    int64_t k_offset;           /* absolute position of key row 0 (split-KV partials, shards) */
+    heed_mask mask;
+    const heed_tensor *bias;    /* optional additive f32 [B|1, Hq|1, Tq, Tk] (stride 0 broadcasts) */
+    float scale;                /* 0: 1/sqrt(D) */
+    float softcap;              /* 0: off */
+    const float *temp_scale;    /* optional [Hq]: selective-attention temperature slope per head */
+    const float *alibi_slopes;  /* optional [Hq] */
+    const float *sink_logit;    /* optional [Hq], softmax only */
+    heed_norm norm;
+    float sigmoid_bias;         /* SIGMOID only; NaN: -log(Tk) */
+} heed_attn_desc;
+
+/* Zero-fills *d and sets the defaults (softmax, no mask, default scale, sigmoid_bias = NaN). */
+void heed_attn_desc_init(heed_attn_desc *d);
+
+/* Checks every shape, stride, dtype and parameter of d. HEED_ERR_INVALID with a message naming the
+ * field when wrong. Every entry point below calls it first. */
+heed_status heed_attn_check(heed_ctx *ctx, const heed_attn_desc *d);
+
+/* Forward attention on the CPU (fastest path this CPU supports, all context threads).
+ *   o:   [B, Hq, Tq, Dv] f32, written completely (may have any strides, innermost contiguous)
+ *   lse: [B, Hq, Tq] f32 contiguous, or NULL */
+heed_status heed_attn_forward(heed_ctx *ctx, heed_tensor *o, float *lse, const heed_attn_desc *d);
+
+/* The slow, obviously correct reference: materialises every score, accumulates in f64.
+ * Same contract as heed_attn_forward, single-threaded. */
+heed_status heed_attn_forward_ref(heed_ctx *ctx, heed_tensor *o, float *lse, const heed_attn_desc *d);
+
+/* Exact merge of partial results computed over disjoint key sets (split-KV, KV shards, MPI):
+ *   o:        [B, Hq, Tq, Dv] f32 out
+ *   lse:      [B, Hq, Tq] f32 out, or NULL
+ *   parts_o:  n_parts views [B, Hq, Tq, Dv] f32, each computed without the sink logit
+ *   parts_lse: n_parts arrays [B, Hq, Tq]
+ *   sink_logit: optional [Hq], applied once here (softmax)
+ * SOFTMAX: lse = log(sum_p exp(lse_p) [+ exp(sink)]), o = sum_p exp(lse_p - lse) o_p.
+ * SIGMOID: o = sum_p o_p, lse = log(sum_p exp(lse_p)). parts_o may alias o only as parts_o[0]. */
+heed_status heed_attn_merge(heed_ctx *ctx, heed_tensor *o, float *lse, const heed_tensor *parts_o,
+                            const float *const *parts_lse, int n_parts, const float *sink_logit,
+                            heed_norm norm);
+
+/* ------------------------------------------------------------------------------------------------
+ * Backward. Probabilities are recomputed from the saved lse (no T x T matrix is stored).
+ * Inputs: the descriptor of the forward call (k, v must be f32), its output o and lse (SOFTMAX;
+ * for SIGMOID lse may be NULL), and the gradient d_o [B, Hq, Tq, Dv] f32.
+ * Outputs (all f32, written completely; dK and dV sum over the query heads of a GQA group):
+ *   dq [B, Hq, Tq, D], dk [B, Hkv, Tk, D], dv [B, Hkv, Tk, Dv],
+ *   d_sink_logit [Hq] (NULL to skip), d_temp_scale [Hq] (NULL to skip); both are summed over B. */
+typedef struct heed_attn_grads {
+    heed_tensor dq, dk, dv;
+    float *d_sink_logit;
+    float *d_temp_scale;
+} heed_attn_grads;
+
+heed_status heed_attn_backward(heed_ctx *ctx, heed_attn_grads *g, const heed_attn_desc *d,
+                               const heed_tensor *o, const float *lse, const heed_tensor *d_o);
+/* The reference backward: f64, materialised scores. Same contract. */
+heed_status heed_attn_backward_ref(heed_ctx *ctx, heed_attn_grads *g, const heed_attn_desc *d,
+                                   const heed_tensor *o, const float *lse, const heed_tensor *d_o);
+
+/* ------------------------------------------------------------------------------------------------
+ * Linear attention with feature map phi(x) = elu(x) + 1 (Katharopoulos et al.):
+ *   non-causal: O_i = phi(q_i)^T S / (phi(q_i)^T z), S = sum_j phi(k_j) v_j^T, z = sum_j phi(k_j)
+ *   causal:     the same with S_i, z_i summed over j <= i.
+ * q [B,H,T,D], k [B,H,Tk,D], v [B,H,Tk,Dv] f32 (Tk == T when causal); o [B,H,T,Dv] f32.
+ * mode PARALLEL materialises the (masked) kernel matrix; RECURRENT walks the state. Both are exact. */
+typedef enum heed_linear_mode { HEED_LINEAR_PARALLEL = 0, HEED_LINEAR_RECURRENT = 1 } heed_linear_mode;
+
+heed_status heed_linear_attn(heed_ctx *ctx, heed_tensor *o, const heed_tensor *q, const heed_tensor *k,
+                             const heed_tensor *v, int causal, heed_linear_mode mode);
+
+/* Recurrent state of causal linear attention for decoding one token at a time.
+ * s: [B, H, D, Dv] f32, z: [B, H, D] f32, both contiguous and zeroed by the caller at the start.
+ * heed_linear_attn_step adds phi(k) v^T to the state, then writes o = phi(q)^T S / phi(q)^T z.
+ * q, k: [B, H, 1, D]; v: [B, H, 1, Dv]; o: [B, H, 1, Dv]. */
+heed_status heed_linear_attn_step(heed_ctx *ctx, heed_tensor *o, float *s, float *z, const heed_tensor *q,
+                                  const heed_tensor *k, const heed_tensor *v);
+
+/* Agent attention (Han et al.): agents A [n_agents, D] are Q average-pooled over the token axis
+ * (adaptive pooling: agent a averages tokens [floor(a*T/n), ceil((a+1)*T/n))), then
+ *   V_A = softmax(A K^T * scale) V,   O = softmax(Q A^T * scale) V_A,   scale == 0 means 1/sqrt(D).
+ * q [B,H,T,D], k [B,H,Tk,D], v [B,H,Tk,Dv] f32; o [B,H,T,Dv] f32; 1 <= n_agents <= T. */
+heed_status heed_agent_attn(heed_ctx *ctx, heed_tensor *o, const heed_tensor *q, const heed_tensor *k,
+                            const heed_tensor *v, int64_t n_agents, float scale);
+
+/* Mixture-of-Head attention (Jin et al., MoH), routing and output combination.
+ * Per token t, from router logits:
+ *   shared heads h < n_shared:  g_h = alpha1 * softmax(shared_logits[t])_h
+ *   routed heads h >= n_shared: p = softmax(routed_logits[t]); the top_k largest are kept,
+ *                               renormalised to sum 1 and multiplied by top_k; g_h = alpha2 * that (else 0)
+ *   [alpha1, alpha2] = 2 * softmax(alpha_logits[t])
+ * gates:          [T, H] out, H = n_shared + n_routed (heads ordered shared first)
+ * shared_logits:  [T, n_shared]; routed_logits: [T, n_routed]; alpha_logits: [T, 2]
+ * balance_loss:   out, or NULL: n_routed^2 * mean_h(P_h f_h), P_h the mean routed probability of
+ *                 head h over tokens, f_h the share of tokens that route to h.
+ * With n_shared == 0 the alpha terms are skipped (g = the routed weights). Ties pick the lower index. */
+heed_status heed_moh_route(heed_ctx *ctx, float *gates, float *balance_loss, const float *shared_logits,
+                           const float *routed_logits, const float *alpha_logits, int64_t T,
+                           int64_t n_shared, int64_t n_routed, int64_t top_k);
+/* out[b, t, h*Dv + d] = gates[b, t, h] * head_out[b, h, t, d]: the gated concatenation that the output
+ * projection W_O then turns into sum_h g_h H_h W_O^h.
+ * out: [B, T, H*Dv] f32 contiguous; head_out: [B, H, T, Dv] f32 view; gates: [B, T, H] contiguous. */
+heed_status heed_moh_combine(heed_ctx *ctx, float *out, const heed_tensor *head_out, const float *gates);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HEED_H */
