@@ -1,0 +1,41 @@
+/* attn.h — internal interface of the attention piece (src/attn/): the resolved call shape shared by
+ * every kernel, and the scalar definition of the score modifiers that the references use.
+ * Fast kernels implement the same arithmetic vectorised and are tested against the references. */
+#ifndef HEED_ATTN_H
+#define HEED_ATTN_H
+
+#include "core/core.h"
+
+#include <math.h>
+
+/* A descriptor after heed_attn_check, with sizes named and defaults resolved. */
+typedef struct attn_dims {
+    int64_t B, Hq, Hkv, G;   /* G = Hq / Hkv: query heads per KV head; query head h uses KV head h / G */
+    int64_t Tq, Tk, D, Dv;
+    float scale;             /* resolved: 1/sqrt(D) when the descriptor says 0 */
+    float sigmoid_bias;      /* resolved: -log(Tk) when the descriptor says NaN */
+} attn_dims;
+
+/* Validates d (heed_attn_check) and fills *a. */
+heed_status attn_resolve(heed_ctx *ctx, attn_dims *a, const heed_attn_desc *d);
+
+/* The pre-mask score of query row t (position i = q_offset + t) and key row j (position
+ * k_offset + j) in batch b, query head h, given the raw dot product q.k, in f64:
+ * scale, selective temperature, softcap, ALiBi and bias, in the order heed.h states. Masking is
+ * separate (heed_mask_visible). */
+static inline double attn_score(const heed_attn_desc *d, const attn_dims *a, double dot, int64_t b,
+                                int64_t h, int64_t t, int64_t j)
+{
+    const int64_t i = d->q_offset + t, kp = d->k_offset + j;
+    double s = dot * (double)a->scale;
+    if (d->temp_scale) s *= 1.0 + (double)d->temp_scale[h] * log((double)(i + 1));
+    if (d->softcap > 0) s = (double)d->softcap * tanh(s / (double)d->softcap);
+    if (d->alibi_slopes) s += -(double)d->alibi_slopes[h] * (double)(i - kp);
+    if (d->bias) {
+        const heed_tensor *bt = d->bias; /* a dimension of size 1 broadcasts */
+        s += (double)((const float *)heed_row(bt, bt->ne[0] == 1 ? 0 : b, bt->ne[1] == 1 ? 0 : h, t))[j];
+    }
+    return s;
+}
+
+#endif /* HEED_ATTN_H */
