@@ -1,0 +1,7 @@
+/* commands.h — the heed CLI's subcommands; each lives in its own tools/<name>.c file. */
+#ifndef HEED_TOOLS_COMMANDS_H
+#define HEED_TOOLS_COMMANDS_H
+
+int cmd_bench(int argc, char **argv); /* heed bench attn ... (tools/bench_attn.c) */
+
+#endif

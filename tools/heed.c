@@ -1,0 +1,46 @@
+/* heed.c — the heed command-line tool: global flags and the table of subcommands.
+ * Each subcommand lives in its own file (tools/<name>.c) and gets argv from its own name on. */
+#include "heed.h"
+#include "commands.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"bench", cmd_bench, "benchmarks: `heed bench attn [--json] [--quick]` (attention kernels)"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "heed %s — attention, in C\n\nusage: heed <command> [options]   (heed <command> --help)\n\n"
+               "commands:\n", heed_version());
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nglobal options:\n  --version  print the version\n  --help     this text\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("heed %s\n", heed_version());
+        return 0;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "heed: unknown command '%s' (see heed --help)\n", argv[1]);
+    return 2;
+}
