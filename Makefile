@@ -1,0 +1,43 @@
+# Makefile — the README's two commands and a few conveniences around the CMake build.
+#   make run    build heed and run its main job (until the embedded default model lands: a short
+#               attention-kernel benchmark)
+#   make test   the whole test suite: a Release build under ctest, then again under
+#               AddressSanitizer + UndefinedBehaviorSanitizer
+# Both install what is missing first (scripts/deps.sh).
+BUILD ?= build
+SAN_BUILD ?= build-san
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build run test test-release test-san bench install clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	./$(BUILD)/heed bench attn --quick
+
+test: test-release test-san
+
+test-release: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-san: deps
+	@cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHEED_SANITIZE=ON >/dev/null
+	@cmake --build $(SAN_BUILD) -j $(JOBS)
+	cd $(SAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	./$(BUILD)/heed bench attn
+
+install: build
+	cmake --install $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(SAN_BUILD)

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# cli_test.sh — the heed CLI's contract (../shared/CLI.md): --version, --help, errors with a non-zero
+# status, and the JSON fields `heed bench attn --json` must print. Usage: cli_test.sh path/to/heed
+set -u
+heed="$1"
+pass=0 fail=0
+ok()  { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+
+out=$("$heed" --version) && [[ "$out" =~ ^heed\ [0-9]+\.[0-9]+\.[0-9]+$ ]] && ok || bad "--version printed '$out'"
+"$heed" --help | grep -q "bench" && ok || bad "--help does not list bench"
+"$heed" no-such-command 2>/dev/null && bad "unknown command exited 0" || ok
+"$heed" no-such-command 2>&1 >/dev/null | grep -q "unknown command" && ok || bad "unknown command message"
+"$heed" bench --help >/dev/null && ok || bad "bench --help"
+"$heed" bench attn --no-such-flag >/dev/null 2>&1 && bad "bad flag exited 0" || ok
+
+json=$("$heed" bench attn --quick --json --case decode 2>/dev/null)
+[ -n "$json" ] && ok || bad "bench attn --quick --json --case decode printed nothing"
+fields=(case B Hq Hkv D Tq Tk causal kv_dtype gflops gbps sgemm_peak_gflops read_bw_gbps peak_ratio bw_ratio)
+while IFS= read -r line; do
+  [[ "$line" =~ ^\{.*\}$ ]] && ok || bad "not a JSON object line: $line"
+  for f in "${fields[@]}"; do
+    grep -q "\"$f\":" <<<"$line" && ok || bad "field $f missing in: $line"
+  done
+done <<<"$json"
+
+echo "cli_test: $pass passed, $fail failed"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
