@@ -3,7 +3,7 @@
 # Called by `make run` and `make test`; safe to run again (it does nothing when all are present).
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libopenblas-dev)
+packages=(build-essential cmake pkg-config libopenblas-dev libcjson-dev libpcre2-dev)
 
 missing=()
 for p in "${packages[@]}"; do
