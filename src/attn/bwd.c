@@ -26,13 +26,12 @@ typedef struct bwd_job {
 /* A thread's scratch, carved from heed_scratch. Rows of a tile are the visible query rows only. */
 typedef struct bwd_work {
     float *kt, *vt;          /* [D][KB], [Dv][KB]: the key block transposed, zero past its end */
-    float *kc;               /* [KB][D]: the key block, contiguous (dQ) */
     float *dkt, *dvt;        /* [D][KB], [Dv][KB]: dK, dV of the key block, transposed (pass 1) */
-    float *dqa;              /* [KB][D]: dQ of the query block (pass 2) */
-    float *p, *ds;           /* [KB][KB]: scores then probabilities; dP then dL/d(q.k) */
+    float *dqt;              /* [D][KB]: dQ of the query block, transposed (pass 2) */
+    float *p, *ds;           /* [KB][KB]: scores then probabilities (pass 2: dS^T); dP then dL/d(q.k) */
     const float **qrow;      /* [KB] */
     const float **dorow;     /* [KB] */
-    float **dqrow;           /* [KB] */
+    const float **krow;      /* [KB]: the key block's rows in d->k */
     int64_t *trow;           /* [KB]: the row index t of each tile row */
     int64_t *nspan;          /* [KB] */
     heed_span *spans;        /* [KB][max_spans] */
@@ -43,7 +42,7 @@ static size_t up64(size_t n) { return (n + 63) & ~(size_t)63; }
 static size_t work_size(const attn_dims *a, int64_t max_spans)
 {
     const size_t f = sizeof(float), D = (size_t)a->D, Dv = (size_t)a->Dv;
-    return up64(D * KB * f) * 3 + up64(Dv * KB * f) * 2 + up64(KB * D * f) + up64(KB * KB * f) * 2 +
+    return up64(D * KB * f) * 3 + up64(Dv * KB * f) * 2 + up64(KB * KB * f) * 2 +
            up64(KB * sizeof(void *)) * 3 + up64(KB * sizeof(int64_t)) * 2 +
            up64((size_t)KB * (size_t)max_spans * sizeof(heed_span));
 }
@@ -56,15 +55,14 @@ static bwd_work work_carve(void *mem, const attn_dims *a, int64_t max_spans)
 #define CARVE(ptr, bytes) (ptr = (void *)m, m += up64(bytes))
     CARVE(w.kt, D * KB * f);
     CARVE(w.vt, Dv * KB * f);
-    CARVE(w.kc, KB * D * f);
     CARVE(w.dkt, D * KB * f);
     CARVE(w.dvt, Dv * KB * f);
-    CARVE(w.dqa, KB * D * f);
+    CARVE(w.dqt, D * KB * f);
     CARVE(w.p, KB * KB * f);
     CARVE(w.ds, KB * KB * f);
     CARVE(w.qrow, KB * sizeof(void *));
     CARVE(w.dorow, KB * sizeof(void *));
-    CARVE(w.dqrow, KB * sizeof(void *));
+    CARVE(w.krow, KB * sizeof(void *));
     CARVE(w.trow, KB * sizeof(int64_t));
     CARVE(w.nspan, KB * sizeof(int64_t));
     CARVE(w.spans, (size_t)KB * (size_t)max_spans * sizeof(heed_span));
@@ -72,7 +70,7 @@ static bwd_work work_carve(void *mem, const attn_dims *a, int64_t max_spans)
     return w;
 }
 
-/* Loads keys j0 .. j0+m of (b, hk) into kt, vt (transposed, zero-padded to KB) and kc. */
+/* Loads keys j0 .. j0+m of (b, hk) into kt, vt (transposed, zero-padded to KB) and their rows into krow. */
 static void load_keys(const bwd_job *J, bwd_work *w, int64_t b, int64_t hk, int64_t j0, int64_t m)
 {
     const heed_attn_desc *d = J->d;
@@ -83,7 +81,7 @@ static void load_keys(const bwd_job *J, bwd_work *w, int64_t b, int64_t hk, int6
         const float *kr = heed_row(&d->k, b, hk, j0 + jj), *vr = heed_row(&d->v, b, hk, j0 + jj);
         for (int64_t e = 0; e < D; e++) w->kt[e * KB + jj] = kr[e];
         for (int64_t e = 0; e < Dv; e++) w->vt[e * KB + jj] = vr[e];
-        memcpy(w->kc + jj * D, kr, (size_t)D * sizeof(float));
+        w->krow[jj] = kr;
     }
 }
 
@@ -225,7 +223,7 @@ static void task_dq(void *arg, int64_t task, int thread)
     const int64_t qb = task % J->nqb, h = (task / J->nqb) % a->Hq, b = task / (J->nqb * a->Hq);
     const int64_t t0 = qb * KB, t1 = t0 + KB < a->Tq ? t0 + KB : a->Tq;
     bwd_work w = work_carve(heed_scratch(J->ctx, thread), a, J->max_spans);
-    memset(w.dqa, 0, (size_t)(KB * a->D) * sizeof(float));
+    memset(w.dqt, 0, (size_t)(a->D * KB) * sizeof(float));
     double unused = 0; /* pass 1 owns dL/d temp_scale */
     for (int64_t kb = 0; kb < J->nkb; kb++) {
         const int64_t j0 = kb * KB, m = a->Tk - j0 < KB ? a->Tk - j0 : KB;
@@ -233,11 +231,16 @@ static void task_dq(void *arg, int64_t task, int thread)
         if (n == 0) continue;
         load_keys(J, &w, b, h / a->G, j0, m);
         tile(J, &w, b, h, n, j0, &unused);
-        for (int64_t r = 0; r < n; r++) w.dqrow[r] = w.dqa + (w.trow[r] - t0) * a->D;
-        J->kern->mm_nn(w.dqrow, w.ds, w.kc, n, m, a->D);
+        /* dS^T [key][row - t0] into the probability buffer, which dQ does not need */
+        memset(w.p, 0, (size_t)(KB * KB) * sizeof(float));
+        for (int64_t r = 0; r < n; r++)
+            for (int64_t jj = 0; jj < m; jj++) w.p[jj * KB + (w.trow[r] - t0)] = w.ds[r * KB + jj];
+        J->kern->mm_tn(w.dqt, w.krow, w.p, m, a->D);
     }
-    for (int64_t t = t0; t < t1; t++)
-        memcpy(heed_row(&J->g->dq, b, h, t), w.dqa + (t - t0) * a->D, (size_t)a->D * sizeof(float));
+    for (int64_t t = t0; t < t1; t++) {
+        float *dq = heed_row(&J->g->dq, b, h, t);
+        for (int64_t e = 0; e < a->D; e++) dq[e] = w.dqt[e * KB + (t - t0)];
+    }
 }
 
 static const attn_bwd_kernels *pick_kernels(const heed_ctx *ctx)

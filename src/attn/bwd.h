@@ -18,14 +18,13 @@ heed_status attn_bwd_check(heed_ctx *ctx, attn_dims *a, const heed_attn_grads *g
 /* Dense products on one tile of n query rows by m keys (m <= KB = ATTN_BWD_KB), all f32, row-major:
  *   mm_nt: c[r][j] = sum_d a[r][d] * bt[d][j]        c [n][KB], a [n] rows of D, bt [D][KB]
  *   mm_tn: ct[d][j] += sum_r a[r][d] * p[r][j]       ct [D][KB], a [n] rows of D, p [n][KB]
- *   mm_nn: c[r][d] += sum_j p[r][j] * b[j][d]        c [n] rows of D, p [n][KB], b [m][D]
  * bt and p are zero in columns m..KB-1, so the loops over a tile row run a fixed KB times and the
- * compiler keeps the row in vector registers. Rows of a and c are reached through row pointers, so a
- * tile works on just its visible query rows without copying them. */
+ * compiler keeps the row in vector registers. Rows of a are reached through row pointers, so a tile
+ * works on just its visible query rows, or on key rows in place, without copying them.
+ * dQ is mm_tn too: dQ^T [D][rows] += sum_j K[j] (x) dS^T[j] over the key rows j. */
 typedef struct attn_bwd_kernels {
     void (*mm_nt)(float *c, const float *const *a, const float *bt, int64_t n, int64_t D);
     void (*mm_tn)(float *ct, const float *const *a, const float *p, int64_t n, int64_t D);
-    void (*mm_nn)(float *const *c, const float *p, const float *b, int64_t n, int64_t m, int64_t D);
 } attn_bwd_kernels;
 
 extern const attn_bwd_kernels attn_bwd_kernels_scalar, attn_bwd_kernels_avx2, attn_bwd_kernels_avx512;

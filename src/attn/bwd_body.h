@@ -3,52 +3,48 @@
  * bwd.c (baseline), bwd_avx2.c, bwd_avx512.c. Define BWD_KERNELS to the table's name first. */
 #include "attn/bwd.h"
 
-#include <string.h>
-
 #define KB ATTN_BWD_KB
 
-static void mm_nt(float *restrict c, const float *const *a, const float *restrict bt, int64_t n, int64_t D)
+/* GCC vector extensions: the tile rows are spelled as vectors so every ISA gets them vectorised
+ * (a file may set BWD_VBYTES to its register width; 32 bytes is two SSE registers on the baseline).
+ * Tile rows are KB floats at 64-byte aligned addresses (bwd.c carves them so). */
+#ifndef BWD_VBYTES
+#define BWD_VBYTES 32
+#endif
+typedef float bwd_vf __attribute__((vector_size(BWD_VBYTES), may_alias));
+#define NV (KB * (int)sizeof(float) / BWD_VBYTES)
+
+static void mm_nt(float *c, const float *const *a, const float *bt, int64_t n, int64_t D)
 {
     for (int64_t r = 0; r < n; r++) {
-        float acc[KB] = {0};
+        bwd_vf acc[NV];
+        for (int v = 0; v < NV; v++) acc[v] = (bwd_vf){0};
         const float *ar = a[r];
         for (int64_t e = 0; e < D; e++) {
+            const bwd_vf *b = (const bwd_vf *)(bt + e * KB);
             const float x = ar[e];
-            const float *b = bt + e * KB;
-            for (int j = 0; j < KB; j++) acc[j] += x * b[j];
+            for (int v = 0; v < NV; v++) acc[v] += x * b[v];
         }
-        memcpy(c + r * KB, acc, sizeof acc);
+        bwd_vf *cr = (bwd_vf *)(c + r * KB);
+        for (int v = 0; v < NV; v++) cr[v] = acc[v];
     }
 }
 
-static void mm_tn(float *restrict ct, const float *const *a, const float *restrict p, int64_t n, int64_t D)
+static void mm_tn(float *ct, const float *const *a, const float *p, int64_t n, int64_t D)
 {
     for (int64_t e = 0; e < D; e++) {
-        float acc[KB];
-        memcpy(acc, ct + e * KB, sizeof acc);
+        bwd_vf *cr = (bwd_vf *)(ct + e * KB), acc[NV];
+        for (int v = 0; v < NV; v++) acc[v] = cr[v];
         for (int64_t r = 0; r < n; r++) {
+            const bwd_vf *pr = (const bwd_vf *)(p + r * KB);
             const float x = a[r][e];
-            const float *pr = p + r * KB;
-            for (int j = 0; j < KB; j++) acc[j] += x * pr[j];
+            for (int v = 0; v < NV; v++) acc[v] += x * pr[v];
         }
-        memcpy(ct + e * KB, acc, sizeof acc);
+        for (int v = 0; v < NV; v++) cr[v] = acc[v];
     }
 }
 
-static void mm_nn(float *const *c, const float *restrict p, const float *restrict b, int64_t n, int64_t m, int64_t D)
-{
-    for (int64_t r = 0; r < n; r++) {
-        float *restrict cr = c[r];
-        const float *pr = p + r * KB;
-        for (int64_t j = 0; j < m; j++) {
-            const float x = pr[j];
-            if (x == 0.0f) continue; /* hidden keys: most of a partial tile */
-            const float *bj = b + j * D;
-            for (int64_t e = 0; e < D; e++) cr[e] += x * bj[e];
-        }
-    }
-}
+const attn_bwd_kernels BWD_KERNELS = {mm_nt, mm_tn};
 
-const attn_bwd_kernels BWD_KERNELS = {mm_nt, mm_tn, mm_nn};
-
+#undef NV
 #undef KB
