@@ -19,6 +19,12 @@ typedef struct attn_dims {
 /* Validates d (heed_attn_check) and fills *a. */
 heed_status attn_resolve(heed_ctx *ctx, attn_dims *a, const heed_attn_desc *d);
 
+/* Checks a view used by the separate entry points (linear, agent, MoH): non-NULL, f32, shape
+ * [n0, n1, n2, n3] (an expected size < 0 accepts any size >= 1), contiguous rows; an output
+ * (is_output) must not broadcast (stride 0) a dimension of size > 1. Defined in linear.c. */
+heed_status attn_check_view(heed_ctx *ctx, const char *name, const heed_tensor *t, int is_output, int64_t n0,
+                            int64_t n1, int64_t n2, int64_t n3);
+
 /* The pre-mask score of query row t (position i = q_offset + t) and key row j (position
  * k_offset + j) in batch b, query head h, given the raw dot product q.k, in f64:
  * scale, selective temperature, softcap, ALiBi and bias, in the order heed.h states. Masking is
