@@ -123,7 +123,7 @@ static void tile(const bwd_job *J, bwd_work *w, int64_t b, int64_t h, int64_t n,
     J->kern->mm_nt(w->ds, w->dorow, w->vt, n, a->Dv);
     for (int64_t r = 0; r < n; r++) {
         const int64_t t = w->trow[r], i = d->q_offset + t, row = (b * a->Hq + h) * a->Tq + t;
-        const float logi = (float)log((double)(i + 1)), tf = 1.0f + temp * logi;
+        const float logi = (float)log((double)(i + 1)), tf = d->temp_scale ? 1.0f + temp * logi : 1.0f;
         const float lse = softmax ? J->lse[row] : 0.0f, Drow = softmax ? J->drow[row] : 0.0f;
         const float *brow = bt ? (const float *)heed_row(bt, bt->ne[0] == 1 ? 0 : b, bt->ne[1] == 1 ? 0 : h, t) : NULL;
         float *pr = w->p + r * KB, *dr = w->ds + r * KB;
