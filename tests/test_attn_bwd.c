@@ -329,18 +329,19 @@ static void gather(float *dst, const heed_tensor *t)
 
 typedef struct worst { double nmse, rel, par; } worst;
 
-/* Fast backward (1 and 2 threads) against the reference on one random problem. */
-static void fast_case(heed_ctx *ctx1, heed_ctx *ctx2, const cfg *c, t_rng *r, worst *w)
+/* Fast backward against the reference on one random problem: ctx[0] best ISA on 1 thread, ctx[1] the same
+ * on 2 threads (must agree bitwise), ctx[2] the baseline (scalar) ISA on 2 threads. */
+static void fast_case(heed_ctx *const *ctx, const cfg *c, t_rng *r, worst *w)
 {
     prob p;
     prob_init(&p, c, HEED_F32, (int)t_int(r, 0, 1), r);
-    CHECK_OK(ctx1, heed_attn_forward_ref(ctx1, &p.o_t, p.lse, &p.d));
+    CHECK_OK(ctx[0], heed_attn_forward_ref(ctx[0], &p.o_t, p.lse, &p.d));
     const int64_t nq = c->B * c->Hq * c->Tq * c->D, nk = c->B * c->Hkv * c->Tk * c->D,
                   nv = c->B * c->Hkv * c->Tk * c->Dv, ntot = nq + nk + nv, pad = 3;
-    /* ref, 1 thread, 2 threads: dq, dk, dv contiguous after gathering; dq is written padded */
-    float *g[3], *dqp[3], par[3][16] = {{0}};
-    heed_attn_grads gr[3];
-    for (int i = 0; i < 3; i++) {
+    /* ref, then ctx[0..2]: dq, dk, dv contiguous after gathering; dq is written padded */
+    float *g[4], *dqp[4], par[4][16] = {{0}};
+    heed_attn_grads gr[4];
+    for (int i = 0; i < 4; i++) {
         g[i] = malloc((size_t)ntot * sizeof(float) + 4);
         dqp[i] = malloc((size_t)(c->B * c->Hq * c->Tq * (c->D + pad)) * sizeof(float) + 4);
         for (int64_t e = 0; e < c->B * c->Hq * c->Tq * (c->D + pad); e++) dqp[i][e] = 777.0f;
@@ -353,10 +354,9 @@ static void fast_case(heed_ctx *ctx1, heed_ctx *ctx2, const cfg *c, t_rng *r, wo
         gr[i].d_sink_logit = par[i];
         gr[i].d_temp_scale = par[i] + 8;
     }
-    CHECK_OK(ctx1, heed_attn_backward_ref(ctx1, &gr[0], &p.d, &p.o_t, p.lse, &p.d_o_t));
-    CHECK_OK(ctx1, heed_attn_backward(ctx1, &gr[1], &p.d, &p.o_t, p.lse, &p.d_o_t));
-    CHECK_OK(ctx2, heed_attn_backward(ctx2, &gr[2], &p.d, &p.o_t, p.lse, &p.d_o_t));
-    for (int i = 0; i < 3; i++) {
+    CHECK_OK(ctx[0], heed_attn_backward_ref(ctx[0], &gr[0], &p.d, &p.o_t, p.lse, &p.d_o_t));
+    for (int i = 0; i < 3; i++) CHECK_OK(ctx[i], heed_attn_backward(ctx[i], &gr[i + 1], &p.d, &p.o_t, p.lse, &p.d_o_t));
+    for (int i = 0; i < 4; i++) {
         gather(g[i], &gr[i].dq);
         for (int64_t row = 0; row < c->B * c->Hq * c->Tq; row++)
             for (int64_t e = c->D; e < c->D + pad; e++)
@@ -366,36 +366,37 @@ static void fast_case(heed_ctx *ctx1, heed_ctx *ctx2, const cfg *c, t_rng *r, wo
           "%s: 1 and 2 threads differ", c->name);
     const char *part[3] = {"dq", "dk", "dv"};
     const int64_t off[4] = {0, nq, nq + nk, ntot};
-    for (int i = 0; i < 3; i++) {
-        const int64_t n = off[i + 1] - off[i];
-        const double nmse = t_nmse(g[1] + off[i], g[0] + off[i], n), mx = t_max_abs(g[1] + off[i], g[0] + off[i], n);
-        double ref_max = 0;
-        for (int64_t e = 0; e < n; e++) ref_max = fmax(ref_max, fabs(g[0][off[i] + e]));
-        const double rel = mx / fmax(ref_max, 1e-6);
-        CHECK(nmse < 1e-9 && rel < 1e-4, "%s: %s nmse %.3g, max abs %.3g (ref max %.3g)", c->name, part[i], nmse, mx,
-              ref_max);
-        w->nmse = fmax(w->nmse, nmse);
-        w->rel = fmax(w->rel, rel);
-    }
+    for (int f = 1; f <= 3; f += 2)
+        for (int i = 0; i < 3; i++) {
+            const int64_t n = off[i + 1] - off[i];
+            const double nmse = t_nmse(g[f] + off[i], g[0] + off[i], n), mx = t_max_abs(g[f] + off[i], g[0] + off[i], n);
+            double ref_max = 0;
+            for (int64_t e = 0; e < n; e++) ref_max = fmax(ref_max, fabs(g[0][off[i] + e]));
+            const double rel = mx / fmax(ref_max, 1e-6);
+            CHECK(nmse < 1e-9 && rel < 1e-4, "%s (%s): %s nmse %.3g, max abs %.3g (ref max %.3g)", c->name,
+                  f == 1 ? "best ISA" : "scalar", part[i], nmse, mx, ref_max);
+            w->nmse = fmax(w->nmse, nmse);
+            w->rel = fmax(w->rel, rel);
+        }
     /* Rows that see nothing (lse = -inf) get exactly zero dq. */
     if (c->norm == HEED_NORM_SOFTMAX && !(c->mods & M_SINK))
         for (int64_t row = 0; row < c->B * c->Hq * c->Tq; row++)
             if (p.lse[row] == -INFINITY)
                 for (int64_t e = 0; e < c->D; e++) CHECK(g[1][row * c->D + e] == 0.0f, "%s: masked row dq", c->name);
     for (int64_t h = 0; h < c->Hq; h++)
-        for (int k = 0; k < 2; k++) {
-            const double a = par[1][h + 8 * k], b = par[0][h + 8 * k];
+        for (int k = 0; k < 4; k++) {
+            const double a = par[1 + 2 * (k / 2)][h + 8 * (k % 2)], b = par[0][h + 8 * (k % 2)];
             const double rel = fabs(a - b) / fmax(1.0, fabs(b));
             /* a sum over every visible (row, key) pair of terms with f32 rounding in dP - D */
             CHECK(rel < 1e-3, "%s: %s[%lld] fast %.7g ref %.7g (mask %d, norm %d, mods %d)", c->name,
-                  k ? "d_temp" : "d_sink", (long long)h, a, b, (int)c->mask.kind, (int)c->norm, c->mods);
+                  k % 2 ? "d_temp" : "d_sink", (long long)h, a, b, (int)c->mask.kind, (int)c->norm, c->mods);
             w->par = fmax(w->par, rel);
         }
-    for (int i = 0; i < 3; i++) { free(g[i]); free(dqp[i]); }
+    for (int i = 0; i < 4; i++) { free(g[i]); free(dqp[i]); }
     prob_free(&p);
 }
 
-static void test_fast_vs_ref(heed_ctx *ctx1, heed_ctx *ctx2)
+static void test_fast_vs_ref(heed_ctx *const *ctx)
 {
     static int32_t bptr[65], bidx[65 * 64];
     static const int64_t dims[] = {1, 2, 3, 5, 8, 16, 17, 32, 63, 64, 96, 128};
@@ -419,11 +420,11 @@ static void test_fast_vs_ref(heed_ctx *ctx1, heed_ctx *ctx2)
         c.norm = t_uniform(&r) < 0.3 ? HEED_NORM_SIGMOID : HEED_NORM_SOFTMAX;
         c.mods = (int)t_int(&r, 0, 63);
         if (c.norm == HEED_NORM_SIGMOID) c.mods &= ~M_SINK;
-        fast_case(ctx1, ctx2, &c, &r, &w);
+        fast_case(ctx, &c, &r, &w);
     }
     /* one larger causal case: many tiles on both axes, partial diagonal tiles */
     cfg c = {"causal 300", 1, 4, 2, 300, 300, 64, 64, 0, 0, mk(HEED_MASK_CAUSAL), HEED_NORM_SOFTMAX, M_SINK | M_TEMP};
-    fast_case(ctx1, ctx2, &c, &r, &w);
+    fast_case(ctx, &c, &r, &w);
     printf("fast vs reference: %d cases, worst nmse %.3g (bound 1e-9), max abs / max |ref| %.3g (bound 1e-4), "
            "d_sink/d_temp %.3g (bound 1e-3 of max(1, |ref|))\n", n_cases + 1, w.nmse, w.rel, w.par);
 }
@@ -468,14 +469,16 @@ static void test_errors(heed_ctx *ctx)
 
 int main(void)
 {
-    heed_ctx *ctx = NULL, *ctx2 = NULL;
-    CHECK_OK(ctx, heed_ctx_create(&ctx, 1));
-    CHECK_OK(ctx2, heed_ctx_create(&ctx2, 2));
-    if (!ctx || !ctx2) return t_done("test_attn_bwd");
-    test_finite_differences(ctx);
-    test_fast_vs_ref(ctx, ctx2);
-    test_errors(ctx);
-    heed_ctx_free(ctx);
-    heed_ctx_free(ctx2);
+    heed_ctx *ctx[3] = {NULL, NULL, NULL};
+    CHECK_OK(ctx[0], heed_ctx_create(&ctx[0], 1));
+    CHECK_OK(ctx[1], heed_ctx_create(&ctx[1], 2));
+    CHECK_OK(ctx[2], heed_ctx_create(&ctx[2], 2));
+    if (!ctx[0] || !ctx[1] || !ctx[2]) return t_done("test_attn_bwd");
+    CHECK_OK(ctx[2], heed_ctx_set_isa(ctx[2], HEED_ISA_SCALAR));
+    printf("best ISA: %s\n", heed_isa_name(heed_ctx_isa(ctx[0])));
+    test_finite_differences(ctx[0]);
+    test_fast_vs_ref(ctx);
+    test_errors(ctx[0]);
+    for (int i = 0; i < 3; i++) heed_ctx_free(ctx[i]);
     return t_done("test_attn_bwd");
 }
