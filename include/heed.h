@@ -267,7 +267,9 @@ heed_status heed_agent_attn(heed_ctx *ctx, heed_tensor *o, const heed_tensor *q,
 
 /* Mixture-of-Head attention (Jin et al., MoH), routing and output combination.
  * Per token t, from router logits:
- *   shared heads h < n_shared:  g_h = alpha1 * softmax(shared_logits[t])_h
+ *   shared heads h < n_shared:  g_h = alpha1 * n_shared * softmax(shared_logits[t])_h  (the factor
+ *                               n_shared is in the authors' code, not the paper: a uniform router
+ *                               then gives every head weight 1, as plain multi-head attention does)
  *   routed heads h >= n_shared: p = softmax(routed_logits[t]); the top_k largest are kept,
  *                               renormalised to sum 1 and multiplied by top_k; g_h = alpha2 * that (else 0)
  *   [alpha1, alpha2] = 2 * softmax(alpha_logits[t])
@@ -275,7 +277,9 @@ heed_status heed_agent_attn(heed_ctx *ctx, heed_tensor *o, const heed_tensor *q,
  * shared_logits:  [T, n_shared]; routed_logits: [T, n_routed]; alpha_logits: [T, 2]
  * balance_loss:   out, or NULL: n_routed^2 * mean_h(P_h f_h), P_h the mean routed probability of
  *                 head h over tokens, f_h the share of tokens that route to h.
- * With n_shared == 0 the alpha terms are skipped (g = the routed weights). Ties pick the lower index. */
+ * With n_shared == 0 the alpha terms are skipped (g = the routed weights; alpha_logits may be NULL);
+ * with n_shared <= 1 shared_logits may be NULL. Logits must be finite; 1 <= top_k <= n_routed.
+ * Ties pick the lower index. */
 heed_status heed_moh_route(heed_ctx *ctx, float *gates, float *balance_loss, const float *shared_logits,
                            const float *routed_logits, const float *alpha_logits, int64_t T,
                            int64_t n_shared, int64_t n_routed, int64_t top_k);
