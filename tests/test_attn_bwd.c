@@ -429,6 +429,40 @@ static void test_fast_vs_ref(heed_ctx *const *ctx)
            "d_sink/d_temp %.3g (bound 1e-3 of max(1, |ref|))\n", n_cases + 1, w.nmse, w.rel, w.par);
 }
 
+/* Logits of magnitude ~1e4 (softmax nearly one-hot, sigmoid saturated): no overflow, no NaN, and dV,
+ * which depends on the probabilities only, still matches the reference. */
+static void test_large_logits(heed_ctx *ctx)
+{
+    t_rng r = {99};
+    for (int norm = 0; norm < 2; norm++) {
+        cfg c = {"large logits", 1, 2, 1, 70, 70, 16, 16, 0, 0, mk(HEED_MASK_CAUSAL), (heed_norm)norm, M_BIAS};
+        prob p;
+        prob_init(&p, &c, HEED_F32, 0, &r);
+        for (int64_t i = 0; i < c.B * c.Hq * c.Tq * c.D; i++) ((float *)p.q)[i] *= 2500.0f;
+        CHECK_OK(ctx, heed_attn_forward_ref(ctx, &p.o_t, p.lse, &p.d));
+        const int64_t nq = c.Hq * c.Tq * c.D, nk = c.Hkv * c.Tk * c.D, nv = c.Hkv * c.Tk * c.Dv;
+        float *g[2];
+        heed_attn_grads gr[2];
+        for (int i = 0; i < 2; i++) {
+            g[i] = malloc((size_t)(nq + nk + nv) * sizeof(float));
+            gr[i] = (heed_attn_grads){heed_tensor_4d(g[i], HEED_F32, 1, c.Hq, c.Tq, c.D),
+                                      heed_tensor_4d(g[i] + nq, HEED_F32, 1, c.Hkv, c.Tk, c.D),
+                                      heed_tensor_4d(g[i] + nq + nk, HEED_F32, 1, c.Hkv, c.Tk, c.Dv), NULL, NULL};
+        }
+        CHECK_OK(ctx, heed_attn_backward_ref(ctx, &gr[0], &p.d, &p.o_t, p.lse, &p.d_o_t));
+        CHECK_OK(ctx, heed_attn_backward(ctx, &gr[1], &p.d, &p.o_t, p.lse, &p.d_o_t));
+        int finite = 1;
+        for (int64_t i = 0; i < nq + nk + nv; i++) finite &= isfinite(g[1][i]) && isfinite(g[0][i]);
+        CHECK(finite, "large logits (norm %d): non-finite gradient", norm);
+        const double nmse = t_nmse(g[1] + nq + nk, g[0] + nq + nk, nv);
+        CHECK(nmse < 1e-6, "large logits (norm %d): dv nmse %.3g", norm, nmse);
+        printf("large logits (%s): gradients finite, dv nmse %.3g (bound 1e-6)\n", norm ? "sigmoid" : "softmax", nmse);
+        free(g[0]);
+        free(g[1]);
+        prob_free(&p);
+    }
+}
+
 /* Bad calls fail with HEED_ERR_INVALID and a message, and write nothing. */
 static void test_errors(heed_ctx *ctx)
 {
@@ -478,6 +512,7 @@ int main(void)
     printf("best ISA: %s\n", heed_isa_name(heed_ctx_isa(ctx[0])));
     test_finite_differences(ctx[0]);
     test_fast_vs_ref(ctx);
+    test_large_logits(ctx[0]);
     test_errors(ctx[0]);
     for (int i = 0; i < 3; i++) heed_ctx_free(ctx[i]);
     return t_done("test_attn_bwd");
