@@ -1,0 +1,420 @@
+/* fwd_kernel.h — the fast forward attention kernel (flash-attention style: online softmax over key
+ * blocks, no Tq x Tk matrix), written once over the vector abstraction of core/simd.h and compiled
+ * per instruction set by fwd_scalar.c, fwd_avx2.c and fwd_avx512.c. The plan (fwd.c) is shared. */
+#ifndef HEED_ATTN_FWD_PLAN_H
+#define HEED_ATTN_FWD_PLAN_H
+
+#include "attn/attn.h"
+
+/* Keys per block: a block's K and V rows (f32, D = 128) stay in L1 while every query row uses them. */
+#define FWD_KB 32
+/* Query rows (all heads of a GQA group together) aimed for per tile. */
+#define FWD_ROWS 64
+
+/* One call, planned by fwd.c. A task is (b, kv head, query tile, key split). */
+typedef struct fwd_plan {
+    heed_ctx *ctx;
+    const heed_attn_desc *d;
+    attn_dims a;
+    const heed_tensor *o;       /* [B, Hq, Tq, Dv] destination when n_split == 1 */
+    float *lse;                 /* [B, Hq, Tq] or NULL, when n_split == 1 */
+    float *part_o, *part_lse;   /* [n_split, B, Hq, Tq, Dv], [n_split, B, Hq, Tq] when n_split > 1 */
+    int64_t n_tiles, n_split;
+    const int64_t *split_at;    /* [n_split + 1] key-row boundaries of the splits, or NULL */
+    int64_t tq;                 /* query rows per tile when perm == NULL */
+    const int32_t *perm;        /* [Tq] query rows in tile order (neighborhood patches), or NULL */
+    const int64_t *tile_start;  /* [n_tiles + 1] into perm, when perm != NULL */
+    int64_t max_rows;           /* most query rows in one tile */
+    int64_t span_cap;           /* heed_mask_max_spans for this call */
+} fwd_plan;
+
+/* What one query row of a tile needs. */
+typedef struct fwd_row {
+    int64_t t, h, pos;   /* query row, query head, absolute position */
+    const float *bias;   /* bias row [Tk], or NULL */
+    float slope;         /* ALiBi slope, 0 without ALiBi */
+} fwd_row;
+
+/* A thread's scratch, carved from heed_scratch; sizes from the plan (R = G * max_rows rows,
+ * row lengths padded to 16 floats so every instruction set fits). */
+typedef struct fwd_scratch {
+    float *q;            /* [R, Dp]   queries, premultiplied by scale and temperature */
+    float *o;            /* [R, Dvp]  unnormalised output accumulators */
+    float *s;            /* [R, KB]   scores, then probabilities, of the current block */
+    float *m, *l, *alpha;/* [R]       running max, running sum, rescale of the current block */
+    float *k, *v;        /* [KB, Dp], [KB, Dvp] the block's K and V rows converted to f32 */
+    float *kpos;         /* [KB]      key positions (ALiBi) */
+    const float **kp, **vp; /* [KB]   f32 row of each key of the block (packed or in place) */
+    fwd_row *rows;       /* [R] */
+    heed_span *spans;    /* [span_cap] */
+    int32_t *cnt, *idx;  /* [Tk + 1] rows seeing each key (difference array), [Tk] visible keys */
+    uint8_t *full;       /* [Tk / KB + 1] block seen completely by every row */
+} fwd_scratch;
+
+static inline int64_t fwd_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+/* Points sc's arrays into base and returns the bytes used (sc == NULL: only the size). */
+static inline size_t fwd_carve(fwd_scratch *sc, char *base, const fwd_plan *p)
+{
+    const int64_t R = p->a.G * p->max_rows, Dp = fwd_round_up(p->a.D, 16), Dvp = fwd_round_up(p->a.Dv, 16);
+    const int64_t Tk = p->a.Tk;
+    size_t off = 0;
+#define FWD_TAKE(field, type, count)                                                       \
+    do {                                                                                   \
+        if (sc) sc->field = (type *)(void *)(base + off);                                  \
+        off += ((size_t)(count) * sizeof(type) + 63) & ~(size_t)63;                        \
+    } while (0)
+    FWD_TAKE(q, float, R * Dp);
+    FWD_TAKE(o, float, R * Dvp);
+    FWD_TAKE(s, float, R * FWD_KB);
+    FWD_TAKE(m, float, R);
+    FWD_TAKE(l, float, R);
+    FWD_TAKE(alpha, float, R);
+    FWD_TAKE(k, float, FWD_KB * Dp);
+    FWD_TAKE(v, float, FWD_KB * Dvp);
+    FWD_TAKE(kpos, float, FWD_KB);
+    FWD_TAKE(kp, const float *, FWD_KB);
+    FWD_TAKE(vp, const float *, FWD_KB);
+    FWD_TAKE(rows, fwd_row, R);
+    FWD_TAKE(spans, heed_span, p->span_cap);
+    FWD_TAKE(cnt, int32_t, Tk + 1);
+    FWD_TAKE(idx, int32_t, Tk + 1);
+    FWD_TAKE(full, uint8_t, Tk / FWD_KB + 1);
+#undef FWD_TAKE
+    return off;
+}
+
+/* The task functions (heed_task_fn, arg = const fwd_plan *), one per instruction set. */
+void attn_fwd_task_scalar(void *arg, int64_t task, int thread);
+void attn_fwd_task_avx2(void *arg, int64_t task, int thread);
+void attn_fwd_task_avx512(void *arg, int64_t task, int thread);
+
+#endif /* HEED_ATTN_FWD_PLAN_H */
+
+/* ------------------------------------------------------------------------------------------------
+ * The kernel body: compiled when the including file has defined HEED_SIMD_LEVEL (and included
+ * core/simd.h), FWD_NAME(x) (x##_<isa>), FWD_MR (query rows) and FWD_NK (keys) of the score
+ * microkernel, and FWD_NV (vectors of Dv) of the output microkernel; each at most 4. */
+#ifdef FWD_NAME
+
+#define FWD_INLINE static inline __attribute__((always_inline))
+
+/* dst[0..npad) = src[0..n) as f32, zero-padded. */
+static void FWD_NAME(load_row)(float *dst, const void *src, heed_dtype t, int64_t n, int64_t npad)
+{
+    int64_t x = 0;
+    if (t == HEED_F32) {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+        x = n;
+    } else if (t == HEED_F16) {
+        for (; x + VW <= n; x += VW) vstore(dst + x, vload_f16((const uint16_t *)src + x));
+    } else {
+        for (; x + VW <= n; x += VW) vstore(dst + x, vload_bf16((const uint16_t *)src + x));
+    }
+    for (; x < n; x++) dst[x] = heed_load_f32(src, t, x);
+    for (; x < npad; x++) dst[x] = 0.0f;
+}
+
+/* s[r][c] = q_r . k_c for mr rows (stride ldq) and nk keys, over n floats (a multiple of VW). */
+FWD_INLINE void FWD_NAME(dot_tile)(float *s, int64_t lds, const float *q, int64_t ldq, const float *const *k,
+                                   int64_t n, const int mr, const int nk)
+{
+    vf acc[4][4];
+    for (int r = 0; r < mr; r++)
+        for (int c = 0; c < nk; c++) acc[r][c] = vzero();
+    for (int64_t x = 0; x < n; x += VW) {
+        vf kv[4];
+        for (int c = 0; c < nk; c++) kv[c] = vload(k[c] + x);
+        for (int r = 0; r < mr; r++) {
+            const vf qv = vload(q + r * ldq + x);
+            for (int c = 0; c < nk; c++) acc[r][c] = vfma(qv, kv[c], acc[r][c]);
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int c = 0; c < nk; c++) s[r * lds + c] = vhsum(acc[r][c]);
+}
+
+static void FWD_NAME(dot)(float *s, int64_t lds, const float *q, int64_t ldq, const float *const *k, int64_t n,
+                          int mr, int nk)
+{
+#define FWD_DOT(MRC, NKC) case MRC * 8 + NKC: FWD_NAME(dot_tile)(s, lds, q, ldq, k, n, MRC, NKC); break;
+    switch (mr * 8 + nk) {
+    FWD_DOT(1, 1) FWD_DOT(1, 2) FWD_DOT(1, 3) FWD_DOT(1, 4)
+    FWD_DOT(2, 1) FWD_DOT(2, 2) FWD_DOT(2, 3) FWD_DOT(2, 4)
+    FWD_DOT(3, 1) FWD_DOT(3, 2) FWD_DOT(3, 3) FWD_DOT(3, 4)
+    FWD_DOT(4, 1) FWD_DOT(4, 2) FWD_DOT(4, 3) FWD_DOT(4, 4)
+    }
+#undef FWD_DOT
+}
+
+/* o[r][x0 .. x0 + nv VW) = alpha[r] o[r][..] + sum_j p[r][j] v_j[..] for mr rows and n keys. */
+FWD_INLINE void FWD_NAME(pv_tile)(float *o, int64_t ldo, const float *alpha, const float *p, int64_t ldp,
+                                  const float *const *v, int64_t n, int64_t x0, const int mr, const int nv)
+{
+    vf acc[4][4];
+    for (int r = 0; r < mr; r++) {
+        const vf al = vset1(alpha[r]);
+        for (int c = 0; c < nv; c++) acc[r][c] = vmul(vload(o + r * ldo + x0 + c * VW), al);
+    }
+    for (int64_t j = 0; j < n; j++) {
+        vf vv[4];
+        for (int c = 0; c < nv; c++) vv[c] = vload(v[j] + x0 + c * VW);
+        for (int r = 0; r < mr; r++) {
+            const vf pr = vset1(p[r * ldp + j]);
+            for (int c = 0; c < nv; c++) acc[r][c] = vfma(pr, vv[c], acc[r][c]);
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int c = 0; c < nv; c++) vstore(o + r * ldo + x0 + c * VW, acc[r][c]);
+}
+
+static void FWD_NAME(pv)(float *o, int64_t ldo, const float *alpha, const float *p, int64_t ldp,
+                         const float *const *v, int64_t n, int64_t x0, int mr, int nv)
+{
+#define FWD_PV(MRC, NVC) case MRC * 8 + NVC: FWD_NAME(pv_tile)(o, ldo, alpha, p, ldp, v, n, x0, MRC, NVC); break;
+    switch (mr * 8 + nv) {
+    FWD_PV(1, 1) FWD_PV(1, 2) FWD_PV(1, 3) FWD_PV(1, 4)
+    FWD_PV(2, 1) FWD_PV(2, 2) FWD_PV(2, 3) FWD_PV(2, 4)
+    FWD_PV(3, 1) FWD_PV(3, 2) FWD_PV(3, 3) FWD_PV(3, 4)
+    FWD_PV(4, 1) FWD_PV(4, 2) FWD_PV(4, 3) FWD_PV(4, 4)
+    }
+#undef FWD_PV
+}
+
+/* Turns one row's dot products s[0..n) for the block's keys ix[0..n) into probabilities (in place)
+ * and updates the row's running max *m, sum *l, and the rescale *alpha of its output so far. */
+static void FWD_NAME(row_block)(float *s, int64_t n, const fwd_plan *p, const fwd_row *rw, const int32_t *ix,
+                                int contiguous, int full, const float *kpos, heed_span *spans, float *m,
+                                float *l, float *alpha)
+{
+    const heed_attn_desc *d = p->d;
+    const int64_t nvec = fwd_round_up(n, VW);
+    for (int64_t x = n; x < nvec; x++) s[x] = 0.0f;
+    if (d->softcap > 0) {
+        const vf c = vset1(d->softcap), ic = vset1(1.0f / d->softcap);
+        for (int64_t x = 0; x < nvec; x += VW) vstore(s + x, vmul(c, vtanh(vmul(vload(s + x), ic))));
+    }
+    if (d->alibi_slopes) { /* s += slope * (j - i) */
+        const vf sl = vset1(rw->slope), ip = vset1((float)rw->pos);
+        for (int64_t x = 0; x < nvec; x += VW) vstore(s + x, vfma(sl, vsub(vload(kpos + x), ip), vload(s + x)));
+    }
+    if (rw->bias) {
+        int64_t x = 0;
+        if (contiguous) {
+            const float *br = rw->bias + ix[0];
+            for (; x + VW <= n; x += VW) vstore(s + x, vadd(vload(s + x), vload(br + x)));
+        }
+        for (; x < n; x++) s[x] += rw->bias[ix[x]];
+    }
+    if (!full) { /* a partial block: hide the keys outside this row's spans */
+        const int64_t ko = d->k_offset;
+        const int64_t ns = heed_mask_row_spans(spans, &d->mask, rw->pos, rw->h, ko + ix[0], ko + ix[n - 1] + 1);
+        int64_t si = 0;
+        for (int64_t x = 0; x < n; x++) {
+            const int64_t kpos_x = ko + ix[x];
+            while (si < ns && spans[si].hi <= kpos_x) si++;
+            if (si == ns || kpos_x < spans[si].lo) s[x] = -INFINITY;
+        }
+    }
+    for (int64_t x = n; x < nvec; x++) s[x] = -INFINITY;
+
+    if (d->norm == HEED_NORM_SIGMOID) {
+        const vf sb = vset1(p->a.sigmoid_bias);
+        vf sum = vzero();
+        for (int64_t x = 0; x < nvec; x += VW) {
+            const vf pr = vsigmoid(vadd(vload(s + x), sb));
+            vstore(s + x, pr);
+            sum = vadd(sum, pr);
+        }
+        *l += vhsum(sum);
+        *alpha = 1.0f;
+        return;
+    }
+    vf mx = vset1(-INFINITY);
+    for (int64_t x = 0; x < nvec; x += VW) mx = vmax(mx, vload(s + x));
+    const float bm = vhmax(mx), mnew = bm > *m ? bm : *m;
+    /* a row that has seen only hidden keys keeps max -inf; subtract 0 then so exp gives 0, not NaN */
+    const float ref = mnew == -INFINITY ? 0.0f : mnew;
+    const vf vref = vset1(ref);
+    vf sum = vzero();
+    for (int64_t x = 0; x < nvec; x += VW) {
+        const vf pr = vexp(vsub(vload(s + x), vref));
+        vstore(s + x, pr);
+        sum = vadd(sum, pr);
+    }
+    *alpha = expf(*m - ref);
+    *l = *l * *alpha + vhsum(sum);
+    *m = mnew;
+}
+
+void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
+{
+    const fwd_plan *p = arg;
+    const heed_attn_desc *d = p->d;
+    const attn_dims *a = &p->a;
+    fwd_scratch sc;
+    fwd_carve(&sc, heed_scratch(p->ctx, thread), p);
+
+    int64_t it = task;
+    const int64_t split = it % p->n_split;
+    it /= p->n_split;
+    const int64_t tile = it % p->n_tiles;
+    it /= p->n_tiles;
+    const int64_t kvh = it % a->Hkv, b = it / a->Hkv;
+    const int64_t klo = p->split_at ? p->split_at[split] : 0, khi = p->split_at ? p->split_at[split + 1] : a->Tk;
+    const int64_t ko = d->k_offset, G = a->G;
+    const int64_t D = a->D, Dv = a->Dv, Dp = fwd_round_up(D, 16), Dvp = fwd_round_up(Dv, 16);
+    const int64_t Dq = fwd_round_up(D, VW), Dvq = fwd_round_up(Dv, VW); /* lengths the microkernels run */
+
+    /* the tile's rows: all G heads of the group for each of its query rows */
+    int64_t u0, nt;
+    if (p->perm) {
+        u0 = p->tile_start[tile];
+        nt = p->tile_start[tile + 1] - u0;
+    } else {
+        u0 = tile * p->tq;
+        nt = a->Tq - u0 < p->tq ? a->Tq - u0 : p->tq;
+    }
+    const int64_t R = G * nt;
+    for (int64_t g = 0; g < G; g++) {
+        for (int64_t u = 0; u < nt; u++) {
+            const int64_t r = g * nt + u, t = p->perm ? p->perm[u0 + u] : u0 + u, h = kvh * G + g;
+            fwd_row *rw = &sc.rows[r];
+            rw->t = t;
+            rw->h = h;
+            rw->pos = d->q_offset + t;
+            rw->slope = d->alibi_slopes ? d->alibi_slopes[h] : 0.0f;
+            rw->bias = NULL;
+            if (d->bias) {
+                const heed_tensor *bt = d->bias;
+                rw->bias = (const float *)heed_row(bt, bt->ne[0] == 1 ? 0 : b, bt->ne[1] == 1 ? 0 : h, t);
+            }
+            /* scale and the selective-attention temperature multiply every score of the row:
+             * fold them into q */
+            float f = a->scale;
+            if (d->temp_scale) f *= 1.0f + d->temp_scale[h] * logf((float)(rw->pos + 1));
+            const float *qr = heed_row(&d->q, b, h, t);
+            float *qp = sc.q + r * Dp;
+            for (int64_t x = 0; x < D; x++) qp[x] = qr[x] * f;
+            for (int64_t x = D; x < Dq; x++) qp[x] = 0.0f;
+            memset(sc.o + r * Dvp, 0, (size_t)Dvq * sizeof(float));
+            sc.m[r] = -INFINITY;
+            sc.l[r] = 0.0f;
+        }
+    }
+
+    /* The visible keys of the tile: the union of its rows' spans, from a difference array over
+     * the range they touch; a block is full when every row sees every key in it. */
+    int64_t kmin = khi, kmax = klo;
+    for (int64_t r = 0; r < R; r++) {
+        const fwd_row *rw = &sc.rows[r];
+        const int64_t ns = heed_mask_row_spans(sc.spans, &d->mask, rw->pos, rw->h, ko + klo, ko + khi);
+        if (ns == 0) continue;
+        if (sc.spans[0].lo - ko < kmin) kmin = sc.spans[0].lo - ko;
+        if (sc.spans[ns - 1].hi - ko > kmax) kmax = sc.spans[ns - 1].hi - ko;
+    }
+    int64_t nvis = 0;
+    if (kmin < kmax) {
+        int32_t *cnt = sc.cnt; /* cnt[j - kmin] for keys j in [kmin, kmax] */
+        memset(cnt, 0, (size_t)(kmax - kmin + 1) * sizeof(int32_t));
+        for (int64_t r = 0; r < R; r++) {
+            const fwd_row *rw = &sc.rows[r];
+            const int64_t ns = heed_mask_row_spans(sc.spans, &d->mask, rw->pos, rw->h, ko + klo, ko + khi);
+            for (int64_t si = 0; si < ns; si++) {
+                cnt[sc.spans[si].lo - ko - kmin]++;
+                cnt[sc.spans[si].hi - ko - kmin]--;
+            }
+        }
+        int32_t c = 0;
+        for (int64_t j = kmin; j < kmax; j++) {
+            c += cnt[j - kmin];
+            if (c == 0) continue;
+            if (nvis % FWD_KB == 0) sc.full[nvis / FWD_KB] = 1;
+            if (c != R) sc.full[nvis / FWD_KB] = 0;
+            sc.idx[nvis++] = (int32_t)j;
+        }
+    }
+
+    const int k_direct = d->k.dtype == HEED_F32 && D % VW == 0;
+    const int v_direct = d->v.dtype == HEED_F32 && Dv % VW == 0;
+    const int64_t k_bytes = D * (int64_t)heed_dtype_size(d->k.dtype), v_bytes = Dv * (int64_t)heed_dtype_size(d->v.dtype);
+    for (int64_t k0 = 0; k0 < nvis; k0 += FWD_KB) {
+        const int64_t n = nvis - k0 < FWD_KB ? nvis - k0 : FWD_KB;
+        const int32_t *ix = sc.idx + k0;
+        const int full = sc.full[k0 / FWD_KB], contiguous = ix[n - 1] - ix[0] == n - 1;
+        for (int64_t j = 0; j < n; j++) {
+            const void *kr = heed_row(&d->k, b, kvh, ix[j]), *vr = heed_row(&d->v, b, kvh, ix[j]);
+            if (k_direct) {
+                sc.kp[j] = kr;
+            } else {
+                FWD_NAME(load_row)(sc.k + j * Dp, kr, d->k.dtype, D, Dq);
+                sc.kp[j] = sc.k + j * Dp;
+            }
+            if (v_direct) {
+                sc.vp[j] = vr;
+            } else {
+                FWD_NAME(load_row)(sc.v + j * Dvp, vr, d->v.dtype, Dv, Dvq);
+                sc.vp[j] = sc.v + j * Dvp;
+            }
+            sc.kpos[j] = (float)(ko + ix[j]);
+        }
+        for (int64_t j = n; j < fwd_round_up(n, VW); j++) sc.kpos[j] = 0.0f;
+        /* ask for the next block's rows now: decode streams K/V once and is bound by memory */
+        for (int64_t j = k0 + FWD_KB; j < nvis && j < k0 + 2 * FWD_KB; j++) {
+            const char *kr = heed_row(&d->k, b, kvh, sc.idx[j]), *vr = heed_row(&d->v, b, kvh, sc.idx[j]);
+            for (int64_t x = 0; x < k_bytes; x += 64) __builtin_prefetch(kr + x);
+            for (int64_t x = 0; x < v_bytes; x += 64) __builtin_prefetch(vr + x);
+        }
+
+        for (int64_t r = 0; r < R; r += FWD_MR) {
+            const int mr = R - r < FWD_MR ? (int)(R - r) : FWD_MR;
+            for (int64_t c = 0; c < n; c += FWD_NK) {
+                const int nk = n - c < FWD_NK ? (int)(n - c) : FWD_NK;
+                FWD_NAME(dot)(sc.s + r * FWD_KB + c, FWD_KB, sc.q + r * Dp, Dp, sc.kp + c, Dq, mr, nk);
+            }
+        }
+        for (int64_t r = 0; r < R; r++)
+            FWD_NAME(row_block)(sc.s + r * FWD_KB, n, p, &sc.rows[r], ix, contiguous, full, sc.kpos, sc.spans,
+                                &sc.m[r], &sc.l[r], &sc.alpha[r]);
+        for (int64_t r = 0; r < R; r += FWD_MR) {
+            const int mr = R - r < FWD_MR ? (int)(R - r) : FWD_MR;
+            for (int64_t x = 0; x < Dvq; x += FWD_NV * VW) {
+                const int nv = (Dvq - x) / VW < FWD_NV ? (int)((Dvq - x) / VW) : FWD_NV;
+                FWD_NAME(pv)(sc.o + r * Dvp, Dvp, sc.alpha + r, sc.s + r * FWD_KB, FWD_KB, sc.vp, n, x, mr, nv);
+            }
+        }
+    }
+
+    /* normalise and write out; a split writes its partial (no sink: the merge adds it once) */
+    for (int64_t r = 0; r < R; r++) {
+        const fwd_row *rw = &sc.rows[r];
+        const int64_t row = (b * a->Hq + rw->h) * a->Tq + rw->t;
+        float *orow, *lrow;
+        if (p->n_split > 1) {
+            orow = p->part_o + (split * a->B * a->Hq * a->Tq + row) * Dv;
+            lrow = p->part_lse + split * a->B * a->Hq * a->Tq + row;
+        } else {
+            orow = heed_row(p->o, b, rw->h, rw->t);
+            lrow = p->lse ? p->lse + row : NULL;
+        }
+        float c, lse;
+        const float m = sc.m[r], l = sc.l[r];
+        if (d->norm == HEED_NORM_SIGMOID) {
+            c = 1.0f;
+            lse = logf(l);
+        } else if (d->sink_logit && p->n_split == 1) {
+            const float sk = d->sink_logit[rw->h], mm = m > sk ? m : sk;
+            const float e = expf(m - mm), L = l * e + expf(sk - mm);
+            c = e / L;
+            lse = mm + logf(L);
+        } else {
+            c = l > 0 ? 1.0f / l : 0.0f;
+            lse = l > 0 ? m + logf(l) : -INFINITY;
+        }
+        const float *acc = sc.o + r * Dvp;
+        for (int64_t x = 0; x < Dv; x++) orow[x] = acc[x] * c;
+        if (lrow) *lrow = lse;
+    }
+}
+
+#endif /* FWD_NAME */
