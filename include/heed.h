@@ -288,6 +288,192 @@ heed_status heed_moh_route(heed_ctx *ctx, float *gates, float *balance_loss, con
  * out: [B, T, H*Dv] f32 contiguous; head_out: [B, H, T, Dv] f32 view; gates: [B, T, H] contiguous. */
 heed_status heed_moh_combine(heed_ctx *ctx, float *out, const heed_tensor *head_out, const float *gates);
 
+/* ================================================================================================
+ * Model files: safetensors and config
+ * ------------------------------------------------------------------------------------------------
+ * safetensors: a checkpoint (one file, or shards listed by model.safetensors.index.json) is mmapped
+ * read-only and validated completely before any tensor is handed out: header length inside the
+ * file, header is a JSON object, every tensor has a known dtype, a shape and data_offsets [begin,
+ * end) inside the data section with end - begin == product(shape) * dtype size, and the tensors
+ * tile the data section without gaps or overlaps. Tensor data is never copied (except a tensor
+ * whose offset is not a multiple of its element size, which is copied once to aligned memory). */
+#define HEED_ST_MAX_DIMS 8
+
+/* The dtypes of the safetensors format. The first four equal the heed_dtype values, so a weight
+ * heed computes with (F32, F16, BF16) converts with a cast; the others are recognised, not used. */
+typedef enum heed_st_dtype {
+    HEED_ST_F32 = 0, HEED_ST_F16 = 1, HEED_ST_BF16 = 2, HEED_ST_F64 = 3,
+    HEED_ST_I64 = 4, HEED_ST_I32 = 5, HEED_ST_I8 = 6, HEED_ST_U8 = 7, HEED_ST_BOOL = 8
+} heed_st_dtype;
+
+/* One tensor of an opened checkpoint: a view into the mapping, valid until heed_st_close. */
+typedef struct heed_st_tensor {
+    const char *name;
+    const char *file;                    /* the file (shard) it lives in, for messages */
+    heed_st_dtype dtype;
+    int n_dims;                          /* 0 (a scalar) .. HEED_ST_MAX_DIMS */
+    int64_t shape[HEED_ST_MAX_DIMS];     /* outermost first */
+    int64_t n_elems;
+    const void *data;                    /* [n_elems] of dtype */
+    size_t n_bytes;
+} heed_st_tensor;
+
+typedef struct heed_st heed_st;          /* an opened checkpoint */
+
+/* "F32", "F16", ... as the format spells them; "?" for an unknown value. Size in bytes (0: unknown). */
+const char *heed_st_dtype_name(heed_st_dtype t);
+size_t heed_st_dtype_size(heed_st_dtype t);
+
+/* Opens a checkpoint. path is a .safetensors file, a model.safetensors.index.json (each shard in
+ * its weight_map is opened once, relative to the index's folder), or a model directory holding one
+ * of model.safetensors / model.safetensors.index.json. HEED_ERR_IO when a file cannot be read,
+ * HEED_ERR_FORMAT (naming the file, the tensor and what was expected) when a file is malformed.
+ * On failure *out is NULL. */
+heed_status heed_st_open(heed_ctx *ctx, heed_st **out, const char *path);
+/* The same for a safetensors image already in memory: data [size] is not copied and must outlive
+ * the checkpoint. name is used in messages. */
+heed_status heed_st_open_mem(heed_ctx *ctx, heed_st **out, const void *data, size_t size, const char *name);
+/* Unmaps and frees; NULL is a no-op. */
+void heed_st_close(heed_st *st);
+
+/* Tensors sorted by name: index i in [0, heed_st_count). */
+int64_t heed_st_count(const heed_st *st);
+const heed_st_tensor *heed_st_at(const heed_st *st, int64_t i);
+/* The tensor called name, or NULL. */
+const heed_st_tensor *heed_st_find(const heed_st *st, const char *name);
+/* A weight: the tensor called name, which must be F32, F16 or BF16 and, when shape is not NULL,
+ * have exactly n_dims dimensions equal to shape[0 .. n_dims) (an entry of -1 matches any size).
+ * HEED_ERR_FORMAT naming the tensor, its file, and what was expected otherwise. */
+heed_status heed_st_get(heed_ctx *ctx, const heed_st_tensor **out, const heed_st *st, const char *name,
+                        int n_dims, const int64_t *shape);
+/* A heed_tensor view of a weight of 1 to 4 dimensions (shape right-aligned into ne[], leading 1s). */
+heed_status heed_st_view(heed_ctx *ctx, heed_tensor *out, const heed_st_tensor *t);
+/* The value of key in the __metadata__ of the (first) file, or NULL. */
+const char *heed_st_metadata(const heed_st *st, const char *key);
+
+/* One tensor to write: data [product(shape)] of dtype (F32, F16, BF16 or F64), contiguous. */
+typedef struct heed_st_entry {
+    const char *name;
+    heed_dtype dtype;
+    int n_dims;
+    int64_t shape[HEED_ST_MAX_DIMS];
+    const void *data;
+} heed_st_entry;
+
+/* Writes a safetensors file (with __metadata__ {"format": "pt"}) atomically: everything goes to a
+ * temporary file next to path which is renamed over path only when complete; on error nothing is
+ * left behind and an existing file at path is untouched. Names must be unique and non-empty. */
+heed_status heed_st_write(heed_ctx *ctx, const char *path, const heed_st_entry *entries, int64_t n);
+
+/* ------------------------------------------------------------------------------------------------
+ * config.json: the architecture of a model, read through a table of what each family uses (see
+ * docs/models.md for the keys each family reads and their defaults, which are transformers'). */
+#define HEED_CONFIG_MAX_LAYERS 512
+#define HEED_MAX_EOS 8
+
+typedef enum heed_arch {
+    HEED_ARCH_LLAMA = 0, HEED_ARCH_MISTRAL, HEED_ARCH_QWEN2, HEED_ARCH_QWEN3, HEED_ARCH_GEMMA2,
+    HEED_ARCH_GPT2, HEED_ARCH_BERT
+} heed_arch;
+typedef enum heed_ln_kind { HEED_LN_RMS = 0, HEED_LN_LAYER = 1 } heed_ln_kind; /* normalisation layers */
+typedef enum heed_pos_kind { HEED_POS_ROPE = 0, HEED_POS_LEARNED = 1 } heed_pos_kind;
+typedef enum heed_mlp_kind {
+    HEED_MLP_GATED = 0, /* down(act(gate(x)) * up(x)) */
+    HEED_MLP_PLAIN = 1  /* fc2(act(fc1(x))) */
+} heed_mlp_kind;
+typedef enum heed_act {
+    HEED_ACT_SILU = 0,      /* "silu", "swish" */
+    HEED_ACT_GELU = 1,      /* "gelu": exact, with erf */
+    HEED_ACT_GELU_TANH = 2, /* "gelu_new", "gelu_pytorch_tanh", "gelu_fast": the tanh approximation */
+    HEED_ACT_RELU = 3
+} heed_act;
+typedef enum heed_rope_type {
+    HEED_ROPE_DEFAULT = 0, HEED_ROPE_LINEAR, HEED_ROPE_DYNAMIC, HEED_ROPE_YARN, HEED_ROPE_LLAMA3
+} heed_rope_type;
+
+/* RoPE parameters, from either rope_theta + rope_scaling or rope_parameters. */
+typedef struct heed_rope {
+    heed_rope_type type;
+    double theta;
+    double partial_rotary_factor;  /* rotary dim = (int)(head_dim * this) */
+    double factor;                 /* linear, dynamic, yarn, llama3 */
+    double low_freq_factor, high_freq_factor;   /* llama3 */
+    int64_t original_max_pos;      /* llama3; yarn (0: absent) */
+    double attention_factor;       /* yarn; 0: absent (derived from factor, mscale, mscale_all_dim) */
+    double beta_fast, beta_slow;   /* yarn; 0: absent (32, 1) */
+    double mscale, mscale_all_dim; /* yarn; 0: absent */
+    int truncate;                  /* yarn: round the correction range (default 1) */
+} heed_rope;
+
+typedef struct heed_config {
+    heed_arch arch;
+    char model_type[32];
+    /* what the family uses (from the architecture table, not from the file) */
+    heed_ln_kind norm;
+    int norm_add_one;        /* RMSNorm scales by (1 + w) (gemma2) */
+    int post_norms;          /* extra norms after attention and MLP outputs (gemma2) */
+    int post_ln;             /* LayerNorm after each residual add (bert); else pre-norm */
+    heed_pos_kind pos;
+    heed_mlp_kind mlp;
+    int qk_norm;             /* per-head RMSNorm of q and k (qwen3) */
+    int causal;              /* 0 for encoders (bert) */
+    int embed_scale;         /* embeddings multiplied by sqrt(hidden) (gemma2) */
+    int fused_qkv;           /* one c_attn Conv1D [d, 3d] (gpt2) */
+    int qkv_bias, o_bias, mlp_bias, norm_bias;
+    /* sizes */
+    int64_t hidden, n_layers, n_heads, n_kv_heads, head_dim, intermediate, vocab, max_pos;
+    int64_t type_vocab;      /* bert token types; 0 otherwise */
+    double norm_eps;
+    heed_act act;
+    int tie_embeddings;
+    heed_rope rope;          /* pos == HEED_POS_ROPE */
+    /* attention */
+    double attn_scale;       /* multiplier of q.k (1/sqrt(head_dim), or 1/sqrt(query_pre_attn_scalar)) */
+    int scale_by_inverse_layer; /* gpt2 scale_attn_by_inverse_layer_idx: layer L also divides by L+1 */
+    double attn_softcap, final_softcap; /* 0: off (gemma2) */
+    int64_t sliding_window;  /* keys a windowed layer sees, its own position included; 0: none */
+    uint8_t layer_window[HEED_CONFIG_MAX_LAYERS]; /* 1 where layer L uses the sliding window */
+} heed_config;
+
+/* Parses config.json text json [len]. name is used in messages. Unknown model_type:
+ * HEED_ERR_UNSUPPORTED naming it; a missing required key or a value of the wrong type or out of
+ * range: HEED_ERR_FORMAT naming the key. */
+heed_status heed_config_parse(heed_ctx *ctx, heed_config *cfg, const char *json, size_t len, const char *name);
+
+/* Generation defaults and special tokens (-1 / 0 where unknown). */
+typedef struct heed_gen_config {
+    int64_t bos_id, pad_id;
+    int64_t eos_ids[HEED_MAX_EOS];
+    int n_eos;
+    int do_sample;
+    double temperature, top_p; /* 1.0 unless given */
+    int64_t top_k;             /* 50 unless given, as transformers */
+    int add_bos, add_eos;      /* tokenizer_config.json add_bos_token/add_eos_token; -1: not given */
+    char bos_token[128], eos_token[128]; /* token strings from tokenizer_config.json, "" if absent */
+} heed_gen_config;
+
+/* Sets the defaults above. */
+void heed_gen_config_init(heed_gen_config *gen);
+/* Reads the fields present in json [len] (config.json, generation_config.json or
+ * tokenizer_config.json: bos/eos/pad_token_id (eos an int or a list), do_sample, temperature, top_k,
+ * top_p, bos_token/eos_token (a string or an AddedToken object), add_bos_token, add_eos_token) over
+ * gen, leaving the others as they are. */
+heed_status heed_gen_config_parse(heed_ctx *ctx, heed_gen_config *gen, const char *json, size_t len,
+                                  const char *name);
+/* Reads dir/config.json (required), then dir/generation_config.json and dir/tokenizer_config.json
+ * when present (in that order, later files override). gen may be NULL. */
+heed_status heed_config_load(heed_ctx *ctx, heed_config *cfg, heed_gen_config *gen, const char *dir);
+
+/* RoPE rotary dimension: (int)(head_dim * partial_rotary_factor), even. */
+int64_t heed_rope_dim(const heed_config *cfg);
+/* The inverse frequencies and the cos/sin multiplier (attention_factor) exactly as transformers'
+ * modeling_rope_utils computes them (in f32, the same operations in the same order).
+ *   inv_freq: [heed_rope_dim(cfg) / 2] out
+ *   seq_len:  the current sequence length, used by "dynamic" only (<= max_pos: the default rope) */
+heed_status heed_rope_inv_freq(heed_ctx *ctx, float *inv_freq, float *attention_factor, const heed_config *cfg,
+                               int64_t seq_len);
+/* ================================================================================================ */
+
 #ifdef __cplusplus
 }
 #endif

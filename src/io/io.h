@@ -1,0 +1,20 @@
+/* io.h — internal helpers of the model-file readers (src/io/): whole-file reads with a size cap and
+ * path joining. The tokenizer reader may use them too. */
+#ifndef HEED_IO_H
+#define HEED_IO_H
+
+#include "core/core.h"
+
+/* Reads the file at path into a NUL-terminated heap buffer *out [*len + 1] (free with free()).
+ * HEED_ERR_IO naming the file when it cannot be read; HEED_ERR_FORMAT when it is larger than
+ * max_bytes (a JSON file that large is not a config file). */
+heed_status heed_read_file(heed_ctx *ctx, char **out, size_t *len, const char *path, size_t max_bytes);
+
+/* dir + "/" + name in a new heap string (free with free()), or NULL when out of memory. */
+char *heed_path_join(const char *dir, const char *name);
+
+/* 1 when path names an existing regular file or directory respectively. */
+int heed_is_file(const char *path);
+int heed_is_dir(const char *path);
+
+#endif /* HEED_IO_H */
