@@ -2,6 +2,7 @@
  * 64 x 64 tile from the saved lse, row spans decide which tiles exist, and two race-free passes over
  * the context's threads write dK/dV (one task per key block) and dQ (one task per query block). */
 #define BWD_KERNELS attn_bwd_kernels_scalar
+#define BWD_VBYTES 16
 #include "attn/bwd_body.h"
 
 #include <math.h>
@@ -34,6 +35,8 @@ typedef struct bwd_work {
     const float **krow;      /* [KB]: the key block's rows in d->k */
     int64_t *trow;           /* [KB]: the row index t of each tile row */
     int64_t *nspan;          /* [KB] */
+    int32_t *vis;            /* [KB]: -1 where the current row sees the key */
+    float *bias, *dist;      /* [KB]: the current row's bias, and i - key position (ALiBi) */
     heed_span *spans;        /* [KB][max_spans] */
 } bwd_work;
 
@@ -43,7 +46,7 @@ static size_t work_size(const attn_dims *a, int64_t max_spans)
 {
     const size_t f = sizeof(float), D = (size_t)a->D, Dv = (size_t)a->Dv;
     return up64(D * KB * f) * 3 + up64(Dv * KB * f) * 2 + up64(KB * KB * f) * 2 +
-           up64(KB * sizeof(void *)) * 3 + up64(KB * sizeof(int64_t)) * 2 +
+           up64(KB * sizeof(void *)) * 3 + up64(KB * sizeof(int64_t)) * 2 + up64(KB * sizeof(float)) * 3 +
            up64((size_t)KB * (size_t)max_spans * sizeof(heed_span));
 }
 
@@ -65,6 +68,9 @@ static bwd_work work_carve(void *mem, const attn_dims *a, int64_t max_spans)
     CARVE(w.krow, KB * sizeof(void *));
     CARVE(w.trow, KB * sizeof(int64_t));
     CARVE(w.nspan, KB * sizeof(int64_t));
+    CARVE(w.vis, KB * sizeof(int32_t));
+    CARVE(w.bias, KB * sizeof(float));
+    CARVE(w.dist, KB * sizeof(float));
     CARVE(w.spans, (size_t)KB * (size_t)max_spans * sizeof(heed_span));
 #undef CARVE
     return w;
@@ -107,15 +113,15 @@ static int64_t gather_rows(const bwd_job *J, bwd_work *w, int64_t b, int64_t h, 
     return n;
 }
 
-/* The tile of the n gathered rows of (b, h) against keys j0 .. j0+KB (kt, vt loaded): leaves in w->p
+/* The tile of the n gathered rows of (b, h) against keys j0 .. j0+m (kt, vt loaded): leaves in w->p
  * the probabilities and in w->ds dL/d(q.k), both zero where a key is hidden, and adds the tile's
  * share of dL/d temp_scale[h] to *dtemp. The chain rule undoes heed.h's score steps in reverse. */
-static void tile(const bwd_job *J, bwd_work *w, int64_t b, int64_t h, int64_t n, int64_t j0, double *dtemp)
+static void tile(const bwd_job *J, bwd_work *w, int64_t b, int64_t h, int64_t n, int64_t j0, int64_t m,
+                 double *dtemp)
 {
     const heed_attn_desc *d = J->d;
     const attn_dims *a = J->a;
     const int softmax = d->norm == HEED_NORM_SOFTMAX;
-    const float scale = a->scale, cap = d->softcap, sb = a->sigmoid_bias;
     const float temp = d->temp_scale ? d->temp_scale[h] : 0.0f;
     const float slope = d->alibi_slopes ? d->alibi_slopes[h] : 0.0f;
     const heed_tensor *bt = d->bias;
@@ -123,43 +129,23 @@ static void tile(const bwd_job *J, bwd_work *w, int64_t b, int64_t h, int64_t n,
     J->kern->mm_nt(w->ds, w->dorow, w->vt, n, a->Dv);
     for (int64_t r = 0; r < n; r++) {
         const int64_t t = w->trow[r], i = d->q_offset + t, row = (b * a->Hq + h) * a->Tq + t;
-        const float logi = (float)log((double)(i + 1)), tf = d->temp_scale ? 1.0f + temp * logi : 1.0f;
-        const float lse = softmax ? J->lse[row] : 0.0f, Drow = softmax ? J->drow[row] : 0.0f;
-        const float *brow = bt ? (const float *)heed_row(bt, bt->ne[0] == 1 ? 0 : b, bt->ne[1] == 1 ? 0 : h, t) : NULL;
-        float *pr = w->p + r * KB, *dr = w->ds + r * KB;
-        float dt = 0.0f;
-        int64_t lo = 0;
+        const float logi = (float)log((double)(i + 1));
+        const attn_bwd_row ra = {.scale = a->scale, .tf = d->temp_scale ? 1.0f + temp * logi : 1.0f,
+                                 .cap = d->softcap, .slope = slope, .lse = softmax ? J->lse[row] : 0.0f,
+                                 .drow = softmax ? J->drow[row] : 0.0f, .sigmoid_bias = a->sigmoid_bias,
+                                 .softmax = softmax};
+        memset(w->vis, 0, KB * sizeof(int32_t));
         const heed_span *sp = w->spans + r * J->max_spans;
-        for (int64_t k = 0; k <= w->nspan[r]; k++) {
-            /* hidden keys [lo, s_lo), then the visible span [s_lo, s_hi) */
-            const int64_t s_lo = k < w->nspan[r] ? sp[k].lo - d->k_offset - j0 : KB;
-            const int64_t s_hi = k < w->nspan[r] ? sp[k].hi - d->k_offset - j0 : KB;
-            for (int64_t jj = lo; jj < s_lo; jj++) pr[jj] = dr[jj] = 0.0f;
-            for (int64_t jj = s_lo; jj < s_hi; jj++) {
-                const float s0 = pr[jj] * scale, s1 = s0 * tf;
-                float s = s1, dcap = 1.0f;
-                if (cap > 0) {
-                    const float th = tanhf(s1 / cap);
-                    s = cap * th;
-                    dcap = 1.0f - th * th;
-                }
-                if (slope != 0.0f) s -= slope * (float)(i - (d->k_offset + j0 + jj));
-                if (brow) s += brow[j0 + jj];
-                float p, ds;
-                if (softmax) {
-                    p = expf(s - lse);
-                    ds = p * (dr[jj] - Drow);
-                } else {
-                    p = 1.0f / (1.0f + expf(-(s + sb)));
-                    ds = dr[jj] * p * (1.0f - p);
-                }
-                ds *= dcap;
-                dt += ds * s0;
-                pr[jj] = p;
-                dr[jj] = ds * tf * scale;
-            }
-            lo = s_hi;
+        for (int64_t k = 0; k < w->nspan[r]; k++)
+            for (int64_t jj = sp[k].lo - d->k_offset - j0; jj < sp[k].hi - d->k_offset - j0; jj++) w->vis[jj] = -1;
+        if (bt) {
+            const float *brow = heed_row(bt, bt->ne[0] == 1 ? 0 : b, bt->ne[1] == 1 ? 0 : h, t);
+            for (int64_t jj = 0; jj < KB; jj++) w->bias[jj] = jj < m ? brow[j0 + jj] : 0.0f;
         }
+        if (d->alibi_slopes)
+            for (int64_t jj = 0; jj < KB; jj++) w->dist[jj] = (float)(i - (d->k_offset + j0 + jj));
+        const float dt = J->kern->row(w->p + r * KB, w->ds + r * KB, w->vis, bt ? w->bias : NULL,
+                                      d->alibi_slopes ? w->dist : NULL, &ra);
         *dtemp += (double)dt * (double)logi;
     }
 }
@@ -202,7 +188,7 @@ static void task_dkdv(void *arg, int64_t task, int thread)
             const int64_t t0 = qb * KB, t1 = t0 + KB < a->Tq ? t0 + KB : a->Tq;
             const int64_t n = gather_rows(J, &w, b, h, t0, t1, j0, j0 + m);
             if (n == 0) continue;
-            tile(J, &w, b, h, n, j0, &dtemp);
+            tile(J, &w, b, h, n, j0, m, &dtemp);
             J->kern->mm_tn(w.dvt, w.dorow, w.p, n, a->Dv);
             J->kern->mm_tn(w.dkt, w.qrow, w.ds, n, a->D);
         }
@@ -230,7 +216,7 @@ static void task_dq(void *arg, int64_t task, int thread)
         const int64_t n = gather_rows(J, &w, b, h, t0, t1, j0, j0 + m);
         if (n == 0) continue;
         load_keys(J, &w, b, h / a->G, j0, m);
-        tile(J, &w, b, h, n, j0, &unused);
+        tile(J, &w, b, h, n, j0, m, &unused);
         /* dS^T [key][row - t0] into the probability buffer, which dQ does not need */
         memset(w.p, 0, (size_t)(KB * KB) * sizeof(float));
         for (int64_t r = 0; r < n; r++)

@@ -22,9 +22,23 @@ heed_status attn_bwd_check(heed_ctx *ctx, attn_dims *a, const heed_attn_grads *g
  * compiler keeps the row in vector registers. Rows of a are reached through row pointers, so a tile
  * works on just its visible query rows, or on key rows in place, without copying them.
  * dQ is mm_tn too: dQ^T [D][rows] += sum_j K[j] (x) dS^T[j] over the key rows j. */
+/* What the score steps of one query row need (attn_bwd_kernels.row). */
+typedef struct attn_bwd_row {
+    float scale, tf, cap, slope; /* tf = 1 + temp_scale[h] log(i + 1) */
+    float lse, drow;             /* SOFTMAX: the row's lse and D = dO.O */
+    float sigmoid_bias;
+    int softmax;
+} attn_bwd_row;
+
 typedef struct attn_bwd_kernels {
     void (*mm_nt)(float *c, const float *const *a, const float *bt, int64_t n, int64_t D);
     void (*mm_tn)(float *ct, const float *const *a, const float *p, int64_t n, int64_t D);
+    /* One tile row of KB keys: on entry p [KB] = q.k_j and ds [KB] = dO.v_j; on return p = the
+     * probabilities and ds = dL/d(q.k), both 0 where vis [KB] (-1 visible, 0 hidden) hides the key.
+     * bias [KB] and dist [KB] (i - key position, for ALiBi) are NULL when unused. All five arrays
+     * are 64-byte aligned. Returns sum_j dL/ds1_j * s0_j (s0 = scaled dot, s1 = s0 * tf), which
+     * times log(i + 1) is the row's share of dL/d temp_scale[h]. */
+    float (*row)(float *p, float *ds, const int32_t *vis, const float *bias, const float *dist, const attn_bwd_row *a);
 } attn_bwd_kernels;
 
 extern const attn_bwd_kernels attn_bwd_kernels_scalar, attn_bwd_kernels_avx2, attn_bwd_kernels_avx512;
