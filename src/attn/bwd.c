@@ -42,38 +42,30 @@ typedef struct bwd_work {
 
 static size_t up64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-static size_t work_size(const attn_dims *a, int64_t max_spans)
+/* Points w's arrays into base and returns the bytes they take (base == NULL: only the size). */
+static size_t work_carve(bwd_work *w, char *base, const attn_dims *a, int64_t max_spans)
 {
     const size_t f = sizeof(float), D = (size_t)a->D, Dv = (size_t)a->Dv;
-    return up64(D * KB * f) * 3 + up64(Dv * KB * f) * 2 + up64(KB * KB * f) * 2 +
-           up64(KB * sizeof(void *)) * 3 + up64(KB * sizeof(int64_t)) * 2 + up64(KB * sizeof(float)) * 3 +
-           up64((size_t)KB * (size_t)max_spans * sizeof(heed_span));
-}
-
-static bwd_work work_carve(void *mem, const attn_dims *a, int64_t max_spans)
-{
-    char *m = mem;
-    const size_t f = sizeof(float), D = (size_t)a->D, Dv = (size_t)a->Dv;
-    bwd_work w;
-#define CARVE(ptr, bytes) (ptr = (void *)m, m += up64(bytes))
-    CARVE(w.kt, D * KB * f);
-    CARVE(w.vt, Dv * KB * f);
-    CARVE(w.dkt, D * KB * f);
-    CARVE(w.dvt, Dv * KB * f);
-    CARVE(w.dqt, D * KB * f);
-    CARVE(w.p, KB * KB * f);
-    CARVE(w.ds, KB * KB * f);
-    CARVE(w.qrow, KB * sizeof(void *));
-    CARVE(w.dorow, KB * sizeof(void *));
-    CARVE(w.krow, KB * sizeof(void *));
-    CARVE(w.trow, KB * sizeof(int64_t));
-    CARVE(w.nspan, KB * sizeof(int64_t));
-    CARVE(w.vis, KB * sizeof(int32_t));
-    CARVE(w.bias, KB * sizeof(float));
-    CARVE(w.dist, KB * sizeof(float));
-    CARVE(w.spans, (size_t)KB * (size_t)max_spans * sizeof(heed_span));
+    size_t off = 0;
+#define CARVE(field, bytes) (w->field = (void *)(base ? base + off : NULL), off += up64(bytes))
+    CARVE(kt, D * KB * f);
+    CARVE(vt, Dv * KB * f);
+    CARVE(dkt, D * KB * f);
+    CARVE(dvt, Dv * KB * f);
+    CARVE(dqt, D * KB * f);
+    CARVE(p, KB * KB * f);
+    CARVE(ds, KB * KB * f);
+    CARVE(qrow, KB * sizeof(void *));
+    CARVE(dorow, KB * sizeof(void *));
+    CARVE(krow, KB * sizeof(void *));
+    CARVE(trow, KB * sizeof(int64_t));
+    CARVE(nspan, KB * sizeof(int64_t));
+    CARVE(vis, KB * sizeof(int32_t));
+    CARVE(bias, KB * f);
+    CARVE(dist, KB * f);
+    CARVE(spans, (size_t)KB * (size_t)max_spans * sizeof(heed_span));
 #undef CARVE
-    return w;
+    return off;
 }
 
 /* Loads keys j0 .. j0+m of (b, hk) into kt, vt (transposed, zero-padded to KB) and their rows into krow. */
@@ -177,7 +169,8 @@ static void task_dkdv(void *arg, int64_t task, int thread)
     const attn_dims *a = J->a;
     const int64_t kb = task % J->nkb, hk = (task / J->nkb) % a->Hkv, b = task / (J->nkb * a->Hkv);
     const int64_t j0 = kb * KB, m = a->Tk - j0 < KB ? a->Tk - j0 : KB;
-    bwd_work w = work_carve(heed_scratch(J->ctx, thread), a, J->max_spans);
+    bwd_work w;
+    work_carve(&w, heed_scratch(J->ctx, thread), a, J->max_spans);
     load_keys(J, &w, b, hk, j0, m);
     memset(w.dkt, 0, (size_t)(a->D * KB) * sizeof(float));
     memset(w.dvt, 0, (size_t)(a->Dv * KB) * sizeof(float));
@@ -208,7 +201,8 @@ static void task_dq(void *arg, int64_t task, int thread)
     const attn_dims *a = J->a;
     const int64_t qb = task % J->nqb, h = (task / J->nqb) % a->Hq, b = task / (J->nqb * a->Hq);
     const int64_t t0 = qb * KB, t1 = t0 + KB < a->Tq ? t0 + KB : a->Tq;
-    bwd_work w = work_carve(heed_scratch(J->ctx, thread), a, J->max_spans);
+    bwd_work w;
+    work_carve(&w, heed_scratch(J->ctx, thread), a, J->max_spans);
     memset(w.dqt, 0, (size_t)(a->D * KB) * sizeof(float));
     double unused = 0; /* pass 1 owns dL/d temp_scale */
     for (int64_t kb = 0; kb < J->nkb; kb++) {
@@ -259,7 +253,8 @@ heed_status heed_attn_backward(heed_ctx *ctx, heed_attn_grads *g, const heed_att
     J.dsink_part = mem;
     J.dtemp_part = J.dsink_part + a.B * a.Hq;
     J.drow = (float *)((char *)mem + part_bytes);
-    if ((s = heed_scratch_reserve(ctx, work_size(&a, J.max_spans))) != HEED_OK) {
+    bwd_work sizing;
+    if ((s = heed_scratch_reserve(ctx, work_carve(&sizing, NULL, &a, J.max_spans))) != HEED_OK) {
         heed_free(mem);
         return s;
     }
