@@ -44,7 +44,7 @@ typedef struct fwd_scratch {
     float *m, *l, *alpha;/* [R]       running max, running sum, rescale of the current block */
     float *k, *v;        /* [KB, Dp], [KB, Dvp] the block's K and V rows converted to f32 */
     float *kpos;         /* [KB]      key positions (ALiBi) */
-    const float **kp, **vp; /* [KB]   f32 row of each key of the block (packed or in place) */
+    const void **kp, **vp;  /* [KB]   row of each key of the block: packed f32, or in place */
     fwd_row *rows;       /* [R] */
     heed_span *spans;    /* [span_cap] */
     int32_t *cnt, *idx;  /* [Tk + 1] rows seeing each key (difference array), [Tk] visible keys */
@@ -73,8 +73,8 @@ static inline size_t fwd_carve(fwd_scratch *sc, char *base, const fwd_plan *p)
     FWD_TAKE(k, float, FWD_KB * Dp);
     FWD_TAKE(v, float, FWD_KB * Dvp);
     FWD_TAKE(kpos, float, FWD_KB);
-    FWD_TAKE(kp, const float *, FWD_KB);
-    FWD_TAKE(vp, const float *, FWD_KB);
+    FWD_TAKE(kp, const void *, FWD_KB);
+    FWD_TAKE(vp, const void *, FWD_KB);
     FWD_TAKE(rows, fwd_row, R);
     FWD_TAKE(spans, heed_span, p->span_cap);
     FWD_TAKE(cnt, int32_t, Tk + 1);
@@ -98,6 +98,9 @@ void attn_fwd_task_avx512(void *arg, int64_t task, int thread);
 #ifdef FWD_NAME
 
 #define FWD_INLINE static inline __attribute__((always_inline))
+/* the microkernels' loops over rows, keys and vectors run a constant 1..4 times: unrolled, their
+ * accumulator arrays become registers */
+#define FWD_UNROLL _Pragma("GCC unroll 4")
 
 /* dst[0..npad) = src[0..n) as f32, zero-padded. */
 static void FWD_NAME(load_row)(float *dst, const void *src, heed_dtype t, int64_t n, int64_t npad)
@@ -115,69 +118,80 @@ static void FWD_NAME(load_row)(float *dst, const void *src, heed_dtype t, int64_
     for (; x < npad; x++) dst[x] = 0.0f;
 }
 
-/* s[r][c] = q_r . k_c for mr rows (stride ldq) and nk keys, over n floats (a multiple of VW). */
-FWD_INLINE void FWD_NAME(dot_tile)(float *s, int64_t lds, const float *q, int64_t ldq, const float *const *k,
-                                   int64_t n, const int mr, const int nk)
+/* Element x.. of a row of dtype kt (0 f32, 1 f16, 2 bf16) as a vector. */
+FWD_INLINE vf FWD_NAME(ld)(const void *row, int64_t x, const int kt)
 {
-    vf acc[4][4];
-    for (int r = 0; r < mr; r++)
-        for (int c = 0; c < nk; c++) acc[r][c] = vzero();
-    for (int64_t x = 0; x < n; x += VW) {
-        vf kv[4];
-        for (int c = 0; c < nk; c++) kv[c] = vload(k[c] + x);
-        for (int r = 0; r < mr; r++) {
-            const vf qv = vload(q + r * ldq + x);
-            for (int c = 0; c < nk; c++) acc[r][c] = vfma(qv, kv[c], acc[r][c]);
-        }
-    }
-    for (int r = 0; r < mr; r++)
-        for (int c = 0; c < nk; c++) s[r * lds + c] = vhsum(acc[r][c]);
+    if (kt == 1) return vload_f16((const uint16_t *)row + x);
+    if (kt == 2) return vload_bf16((const uint16_t *)row + x);
+    return vload((const float *)row + x);
 }
 
-static void FWD_NAME(dot)(float *s, int64_t lds, const float *q, int64_t ldq, const float *const *k, int64_t n,
-                          int mr, int nk)
+/* s[r][c] = q_r . k_c for mr rows (stride ldq) and nk keys of dtype kt, over n floats (a multiple
+ * of VW). */
+FWD_INLINE void FWD_NAME(dot_tile)(float *s, int64_t lds, const float *q, int64_t ldq, const void *const *k,
+                                   int64_t n, const int mr, const int nk, const int kt)
 {
-#define FWD_DOT(MRC, NKC) case MRC * 8 + NKC: FWD_NAME(dot_tile)(s, lds, q, ldq, k, n, MRC, NKC); break;
-    switch (mr * 8 + nk) {
-    FWD_DOT(1, 1) FWD_DOT(1, 2) FWD_DOT(1, 3) FWD_DOT(1, 4)
-    FWD_DOT(2, 1) FWD_DOT(2, 2) FWD_DOT(2, 3) FWD_DOT(2, 4)
-    FWD_DOT(3, 1) FWD_DOT(3, 2) FWD_DOT(3, 3) FWD_DOT(3, 4)
-    FWD_DOT(4, 1) FWD_DOT(4, 2) FWD_DOT(4, 3) FWD_DOT(4, 4)
+    vf acc[4][4];
+    FWD_UNROLL for (int r = 0; r < mr; r++)
+        FWD_UNROLL for (int c = 0; c < nk; c++) acc[r][c] = vzero();
+    for (int64_t x = 0; x < n; x += VW) {
+        vf kv[4];
+        FWD_UNROLL for (int c = 0; c < nk; c++) kv[c] = FWD_NAME(ld)(k[c], x, kt);
+        FWD_UNROLL for (int r = 0; r < mr; r++) {
+            const vf qv = vload(q + r * ldq + x);
+            FWD_UNROLL for (int c = 0; c < nk; c++) acc[r][c] = vfma(qv, kv[c], acc[r][c]);
+        }
     }
-#undef FWD_DOT
+    FWD_UNROLL for (int r = 0; r < mr; r++)
+        FWD_UNROLL for (int c = 0; c < nk; c++) s[r * lds + c] = vhsum(acc[r][c]);
 }
 
 /* o[r][x0 .. x0 + nv VW) = alpha[r] o[r][..] + sum_j p[r][j] v_j[..] for mr rows and n keys. */
 FWD_INLINE void FWD_NAME(pv_tile)(float *o, int64_t ldo, const float *alpha, const float *p, int64_t ldp,
-                                  const float *const *v, int64_t n, int64_t x0, const int mr, const int nv)
+                                  const void *const *v, int64_t n, int64_t x0, const int mr, const int nv,
+                                  const int kt)
 {
     vf acc[4][4];
-    for (int r = 0; r < mr; r++) {
+    FWD_UNROLL for (int r = 0; r < mr; r++) {
         const vf al = vset1(alpha[r]);
-        for (int c = 0; c < nv; c++) acc[r][c] = vmul(vload(o + r * ldo + x0 + c * VW), al);
+        FWD_UNROLL for (int c = 0; c < nv; c++) acc[r][c] = vmul(vload(o + r * ldo + x0 + c * VW), al);
     }
     for (int64_t j = 0; j < n; j++) {
         vf vv[4];
-        for (int c = 0; c < nv; c++) vv[c] = vload(v[j] + x0 + c * VW);
-        for (int r = 0; r < mr; r++) {
+        FWD_UNROLL for (int c = 0; c < nv; c++) vv[c] = FWD_NAME(ld)(v[j], x0 + c * VW, kt);
+        FWD_UNROLL for (int r = 0; r < mr; r++) {
             const vf pr = vset1(p[r * ldp + j]);
-            for (int c = 0; c < nv; c++) acc[r][c] = vfma(pr, vv[c], acc[r][c]);
+            FWD_UNROLL for (int c = 0; c < nv; c++) acc[r][c] = vfma(pr, vv[c], acc[r][c]);
         }
     }
-    for (int r = 0; r < mr; r++)
-        for (int c = 0; c < nv; c++) vstore(o + r * ldo + x0 + c * VW, acc[r][c]);
+    FWD_UNROLL for (int r = 0; r < mr; r++)
+        FWD_UNROLL for (int c = 0; c < nv; c++) vstore(o + r * ldo + x0 + c * VW, acc[r][c]);
+}
+
+/* Every (dtype, rows, columns) shape of a microkernel the instruction set's blocking can ask for,
+ * as a switch on kt * 64 + a * 8 + b. */
+#define FWD_CASE4(F, T, A) F(T, A, 1) F(T, A, 2) F(T, A, 3) F(T, A, 4)
+#define FWD_CASES(F, T) FWD_CASE4(F, T, 1) FWD_CASE4(F, T, 2) FWD_CASE4(F, T, 3) FWD_CASE4(F, T, 4)
+
+static void FWD_NAME(dot)(float *s, int64_t lds, const float *q, int64_t ldq, const void *const *k, int64_t n,
+                          int mr, int nk, int kt)
+{
+#define FWD_DOT(T, A, B)                                                                                   \
+    case T * 64 + A * 8 + B:                                                                               \
+        if (A <= FWD_MR && B <= FWD_NK) FWD_NAME(dot_tile)(s, lds, q, ldq, k, n, A, B, T);                 \
+        break;
+    switch (kt * 64 + mr * 8 + nk) { FWD_CASES(FWD_DOT, 0) FWD_CASES(FWD_DOT, 1) FWD_CASES(FWD_DOT, 2) }
+#undef FWD_DOT
 }
 
 static void FWD_NAME(pv)(float *o, int64_t ldo, const float *alpha, const float *p, int64_t ldp,
-                         const float *const *v, int64_t n, int64_t x0, int mr, int nv)
+                         const void *const *v, int64_t n, int64_t x0, int mr, int nv, int kt)
 {
-#define FWD_PV(MRC, NVC) case MRC * 8 + NVC: FWD_NAME(pv_tile)(o, ldo, alpha, p, ldp, v, n, x0, MRC, NVC); break;
-    switch (mr * 8 + nv) {
-    FWD_PV(1, 1) FWD_PV(1, 2) FWD_PV(1, 3) FWD_PV(1, 4)
-    FWD_PV(2, 1) FWD_PV(2, 2) FWD_PV(2, 3) FWD_PV(2, 4)
-    FWD_PV(3, 1) FWD_PV(3, 2) FWD_PV(3, 3) FWD_PV(3, 4)
-    FWD_PV(4, 1) FWD_PV(4, 2) FWD_PV(4, 3) FWD_PV(4, 4)
-    }
+#define FWD_PV(T, A, B)                                                                                    \
+    case T * 64 + A * 8 + B:                                                                               \
+        if (A <= FWD_MR && B <= FWD_NV) FWD_NAME(pv_tile)(o, ldo, alpha, p, ldp, v, n, x0, A, B, T);       \
+        break;
+    switch (kt * 64 + mr * 8 + nv) { FWD_CASES(FWD_PV, 0) FWD_CASES(FWD_PV, 1) FWD_CASES(FWD_PV, 2) }
 #undef FWD_PV
 }
 
@@ -335,9 +349,14 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
         }
     }
 
-    const int k_direct = d->k.dtype == HEED_F32 && D % VW == 0;
-    const int v_direct = d->v.dtype == HEED_F32 && Dv % VW == 0;
-    const int64_t k_bytes = D * (int64_t)heed_dtype_size(d->k.dtype), v_bytes = Dv * (int64_t)heed_dtype_size(d->v.dtype);
+    /* K and V rows are read in place when the microkernels can: f32 rows of whole vectors, and f16/bf16
+     * rows when each key meets at most FWD_MR query rows (decode), so converting as they load costs no
+     * more than converting into a packed copy. Otherwise a block's rows are converted to f32 once. */
+    const int kt_src = d->k.dtype == HEED_F16 ? 1 : d->k.dtype == HEED_BF16 ? 2 : 0;
+    const int vt_src = d->v.dtype == HEED_F16 ? 1 : d->v.dtype == HEED_BF16 ? 2 : 0;
+    const int k_direct = D % VW == 0 && (kt_src == 0 || R <= FWD_MR);
+    const int v_direct = Dv % VW == 0 && (vt_src == 0 || R <= FWD_MR);
+    const int kt = k_direct ? kt_src : 0, vt = v_direct ? vt_src : 0;
     for (int64_t k0 = 0; k0 < nvis; k0 += FWD_KB) {
         const int64_t n = nvis - k0 < FWD_KB ? nvis - k0 : FWD_KB;
         const int32_t *ix = sc.idx + k0;
@@ -359,18 +378,11 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
             sc.kpos[j] = (float)(ko + ix[j]);
         }
         for (int64_t j = n; j < fwd_round_up(n, VW); j++) sc.kpos[j] = 0.0f;
-        /* ask for the next block's rows now: decode streams K/V once and is bound by memory */
-        for (int64_t j = k0 + FWD_KB; j < nvis && j < k0 + 2 * FWD_KB; j++) {
-            const char *kr = heed_row(&d->k, b, kvh, sc.idx[j]), *vr = heed_row(&d->v, b, kvh, sc.idx[j]);
-            for (int64_t x = 0; x < k_bytes; x += 64) __builtin_prefetch(kr + x);
-            for (int64_t x = 0; x < v_bytes; x += 64) __builtin_prefetch(vr + x);
-        }
-
         for (int64_t r = 0; r < R; r += FWD_MR) {
             const int mr = R - r < FWD_MR ? (int)(R - r) : FWD_MR;
             for (int64_t c = 0; c < n; c += FWD_NK) {
                 const int nk = n - c < FWD_NK ? (int)(n - c) : FWD_NK;
-                FWD_NAME(dot)(sc.s + r * FWD_KB + c, FWD_KB, sc.q + r * Dp, Dp, sc.kp + c, Dq, mr, nk);
+                FWD_NAME(dot)(sc.s + r * FWD_KB + c, FWD_KB, sc.q + r * Dp, Dp, sc.kp + c, Dq, mr, nk, kt);
             }
         }
         for (int64_t r = 0; r < R; r++)
@@ -380,7 +392,7 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
             const int mr = R - r < FWD_MR ? (int)(R - r) : FWD_MR;
             for (int64_t x = 0; x < Dvq; x += FWD_NV * VW) {
                 const int nv = (Dvq - x) / VW < FWD_NV ? (int)((Dvq - x) / VW) : FWD_NV;
-                FWD_NAME(pv)(sc.o + r * Dvp, Dvp, sc.alpha + r, sc.s + r * FWD_KB, FWD_KB, sc.vp, n, x, mr, nv);
+                FWD_NAME(pv)(sc.o + r * Dvp, Dvp, sc.alpha + r, sc.s + r * FWD_KB, FWD_KB, sc.vp, n, x, mr, nv, vt);
             }
         }
     }
