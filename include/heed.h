@@ -394,8 +394,8 @@ typedef enum heed_rope_type {
 /* RoPE parameters, from either rope_theta + rope_scaling or rope_parameters. */
 typedef struct heed_rope {
     heed_rope_type type;
-    double theta;
-    double partial_rotary_factor;  /* rotary dim = (int)(head_dim * this) */
+    double theta;                  /* the whole head is rotated (transformers 5 ignores a top-level
+                                      partial_rotary_factor for these families) */
     double factor;                 /* linear, dynamic, yarn, llama3 */
     double low_freq_factor, high_freq_factor;   /* llama3 */
     int64_t original_max_pos;      /* llama3; yarn (0: absent) */
@@ -464,7 +464,7 @@ heed_status heed_gen_config_parse(heed_ctx *ctx, heed_gen_config *gen, const cha
  * when present (in that order, later files override). gen may be NULL. */
 heed_status heed_config_load(heed_ctx *ctx, heed_config *cfg, heed_gen_config *gen, const char *dir);
 
-/* RoPE rotary dimension: (int)(head_dim * partial_rotary_factor), even. */
+/* RoPE rotary dimension: head_dim. */
 int64_t heed_rope_dim(const heed_config *cfg);
 /* The inverse frequencies and the cos/sin multiplier (attention_factor) exactly as transformers'
  * modeling_rope_utils computes them (in f32, the same operations in the same order).

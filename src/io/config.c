@@ -74,6 +74,16 @@ static const arch_desc ARCHS[] = {
 };
 #define N_ARCHS ((int)(sizeof(ARCHS) / sizeof(ARCHS[0])))
 
+/* The value of key in object o; the last one when a key repeats, as Python's json (which
+ * transformers reads config files with) keeps the last. */
+static const cJSON *json_get(const cJSON *o, const char *key)
+{
+    const cJSON *v = NULL;
+    for (const cJSON *x = cJSON_IsObject(o) ? o->child : NULL; x; x = x->next)
+        if (x->string && strcmp(x->string, key) == 0) v = x;
+    return v;
+}
+
 /* One config file being read: where keys come from and where errors go. */
 typedef struct cfg_reader {
     heed_ctx *ctx;
@@ -108,8 +118,8 @@ static const cJSON *cfg_get(const cfg_reader *r, const char *key, const char **s
 {
     const char *fk = file_key(r, key, buf, cap);
     *shown = fk;
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->root, fk);
-    if (!v && r->defaults) v = cJSON_GetObjectItemCaseSensitive(r->defaults, fk);
+    const cJSON *v = json_get(r->root, fk);
+    if (!v && r->defaults) v = json_get(r->defaults, fk);
     return v;
 }
 
@@ -198,7 +208,7 @@ static heed_status parse_act(const cfg_reader *r, heed_act *act)
 static heed_status rope_num(const cfg_reader *r, double *out, const cJSON *p, const char *key, int required,
                             double lo, double hi, const char *type)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, key);
+    const cJSON *v = json_get(p, key);
     if (!v || cJSON_IsNull(v))
         return required ? heed_fail(r->ctx, HEED_ERR_FORMAT, "%s: rope type \"%s\" needs \"%s\"", r->name, type, key)
                         : HEED_OK;
@@ -212,26 +222,24 @@ static heed_status rope_num(const cfg_reader *r, double *out, const cJSON *p, co
 static heed_status parse_rope(const cfg_reader *r, heed_rope *rope)
 {
     memset(rope, 0, sizeof *rope);
-    rope->partial_rotary_factor = 1.0;
     rope->truncate = 1;
-    heed_status s = cfg_num(r, &rope->partial_rotary_factor, NULL, "partial_rotary_factor", 0, 0, 1e-6, 1.0);
-    if (s == HEED_OK) s = cfg_num(r, &rope->theta, NULL, "rope_theta", 1, 0, 1.0 + 1e-9, 1e15);
+    heed_status s = cfg_num(r, &rope->theta, NULL, "rope_theta", 1, 0, 1.0 + 1e-9, 1e15);
     if (s != HEED_OK) return s;
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(r->root, "rope_parameters");
+    const cJSON *p = json_get(r->root, "rope_parameters");
     const char *pname = "rope_parameters";
     if (!p || cJSON_IsNull(p)) {
-        p = cJSON_GetObjectItemCaseSensitive(r->root, "rope_scaling");
+        p = json_get(r->root, "rope_scaling");
         pname = "rope_scaling";
     }
     if (!p || cJSON_IsNull(p)) return HEED_OK;
     if (!cJSON_IsObject(p)) return heed_fail(r->ctx, HEED_ERR_FORMAT, "%s: \"%s\" must be an object", r->name, pname);
-    if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(p, "full_attention")) ||
-        cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(p, "sliding_attention")))
+    if (cJSON_IsObject(json_get(p, "full_attention")) ||
+        cJSON_IsObject(json_get(p, "sliding_attention")))
         return heed_fail(r->ctx, HEED_ERR_UNSUPPORTED, "%s: per-layer-type \"%s\" is not supported", r->name, pname);
     s = rope_num(r, &rope->theta, p, "rope_theta", 0, 1.0 + 1e-9, 1e15, "");
     if (s != HEED_OK) return s;
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "rope_type");
-    if (!t || cJSON_IsNull(t)) t = cJSON_GetObjectItemCaseSensitive(p, "type");
+    const cJSON *t = json_get(p, "rope_type");
+    if (!t || cJSON_IsNull(t)) t = json_get(p, "type");
     const char *type = "default";
     if (t && !cJSON_IsNull(t)) {
         if (!cJSON_IsString(t))
@@ -264,7 +272,7 @@ static heed_status parse_rope(const cfg_reader *r, heed_rope *rope)
         if (s == HEED_OK) s = rope_num(r, &rope->mscale_all_dim, p, "mscale_all_dim", 0, -1e9, 1e9, type);
         if (s == HEED_OK) s = rope_num(r, &omp, p, "original_max_position_embeddings", 0, 1, 1e12, type);
         rope->original_max_pos = (int64_t)omp;
-        const cJSON *tr = cJSON_GetObjectItemCaseSensitive(p, "truncate");
+        const cJSON *tr = json_get(p, "truncate");
         if (s == HEED_OK && tr && !cJSON_IsNull(tr)) {
             if (!cJSON_IsBool(tr)) s = heed_fail(r->ctx, HEED_ERR_FORMAT, "%s: rope \"truncate\" must be a bool", r->name);
             rope->truncate = cJSON_IsTrue(tr);
@@ -289,7 +297,7 @@ static heed_status parse_window(const cfg_reader *r, const arch_desc *a, heed_co
     if (s != HEED_OK) return s;
     if (is_null || w == 0 || !use) return HEED_OK;
     c->sliding_window = w;
-    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(r->root, "layer_types");
+    const cJSON *lt = json_get(r->root, "layer_types");
     if (lt && !cJSON_IsNull(lt)) {
         if (!cJSON_IsArray(lt) || cJSON_GetArraySize(lt) != c->n_layers)
             return heed_fail(r->ctx, HEED_ERR_FORMAT, "%s: \"layer_types\" must be a list of %lld strings", r->name,
@@ -363,9 +371,9 @@ static heed_status parse_config(const cfg_reader *r, const arch_desc *a, heed_co
     c->mlp_bias = bias;
     if (s == HEED_OK && c->pos == HEED_POS_ROPE) {
         s = parse_rope(r, &c->rope);
-        if (s == HEED_OK && heed_rope_dim(c) < 2)
-            s = heed_fail(r->ctx, HEED_ERR_FORMAT, "%s: rotary dimension %lld (head_dim x partial_rotary_factor) is "
-                          "below 2", r->name, (long long)heed_rope_dim(c));
+        if (s == HEED_OK && (c->head_dim < 2 || c->head_dim % 2))
+            s = heed_fail(r->ctx, HEED_ERR_FORMAT, "%s: head_dim %lld must be even for rotary embeddings", r->name,
+                          (long long)c->head_dim);
     }
     if (s == HEED_OK) s = parse_window(r, a, c);
     if (s != HEED_OK) return s;
@@ -406,7 +414,7 @@ heed_status heed_config_parse(heed_ctx *ctx, heed_config *cfg, const char *json,
     cJSON *root = cJSON_ParseWithLength(json ? json : "", len);
     if (!root) return heed_fail(ctx, HEED_ERR_FORMAT, "%s: not valid JSON", name);
     heed_status s = HEED_OK;
-    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    const cJSON *mt = json_get(root, "model_type");
     if (!cJSON_IsObject(root)) s = heed_fail(ctx, HEED_ERR_FORMAT, "%s: expected a JSON object", name);
     else if (!cJSON_IsString(mt)) s = heed_fail(ctx, HEED_ERR_FORMAT, "%s: missing \"model_type\" string", name);
     const arch_desc *a = NULL;
@@ -446,9 +454,9 @@ void heed_gen_config_init(heed_gen_config *gen)
 /* A token string: "text" or an AddedToken object {"content": "text", ...}. */
 static heed_status gen_token(const cfg_reader *r, char *out, size_t cap, const char *key)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->root, key);
+    const cJSON *v = json_get(r->root, key);
     if (!v || cJSON_IsNull(v)) return HEED_OK;
-    if (cJSON_IsObject(v)) v = cJSON_GetObjectItemCaseSensitive(v, "content");
+    if (cJSON_IsObject(v)) v = json_get(v, "content");
     if (!cJSON_IsString(v))
         return heed_fail(r->ctx, HEED_ERR_FORMAT, "%s: \"%s\" must be a string or an object with a \"content\" string",
                          r->name, key);
@@ -486,7 +494,7 @@ heed_status heed_gen_config_parse(heed_ctx *ctx, heed_gen_config *gen, const cha
     g.add_eos = b;
     if (s == HEED_OK) s = gen_token(&r, g.bos_token, sizeof g.bos_token, "bos_token");
     if (s == HEED_OK) s = gen_token(&r, g.eos_token, sizeof g.eos_token, "eos_token");
-    const cJSON *eos = cJSON_GetObjectItemCaseSensitive(root, "eos_token_id");
+    const cJSON *eos = json_get(root, "eos_token_id");
     if (s == HEED_OK && eos && !cJSON_IsNull(eos)) {
         int n = cJSON_IsArray(eos) ? cJSON_GetArraySize(eos) : 1;
         const cJSON *x = cJSON_IsArray(eos) ? eos->child : eos;

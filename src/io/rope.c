@@ -7,8 +7,7 @@
 
 int64_t heed_rope_dim(const heed_config *cfg)
 {
-    /* int(head_dim * partial_rotary_factor), as transformers */
-    return (int64_t)((double)cfg->head_dim * cfg->rope.partial_rotary_factor);
+    return cfg->head_dim;
 }
 
 /* inv_freq[i] = 1 / base^(2i / dim), in f32 as torch: base ** (arange(0, dim, 2).float() / dim). */
