@@ -19,11 +19,24 @@ typedef struct attn_dims {
 /* Validates d (heed_attn_check) and fills *a. */
 heed_status attn_resolve(heed_ctx *ctx, attn_dims *a, const heed_attn_desc *d);
 
+/* How a block of keys looks to a block of queries: no key visible to any query, every key visible
+ * to every query, or anything else. */
+typedef enum attn_cover { ATTN_NONE = 0, ATTN_PARTIAL = 1, ATTN_FULL = 2 } attn_cover;
+
+/* Classifies key positions [k_lo, k_hi) for query positions [i_lo, i_hi) of head h, from the same
+ * span generator as heed_mask_row_spans (mask.c). Costs O(query rows x spans in the key range). */
+attn_cover attn_mask_cover(const heed_mask *m, int64_t i_lo, int64_t i_hi, int64_t h, int64_t k_lo, int64_t k_hi);
+
 /* Checks a view used by the separate entry points (linear, agent, MoH): non-NULL, f32, shape
  * [n0, n1, n2, n3] (an expected size < 0 accepts any size >= 1), contiguous rows; an output
  * (is_output) must not broadcast (stride 0) a dimension of size > 1. Defined in linear.c. */
 heed_status attn_check_view(heed_ctx *ctx, const char *name, const heed_tensor *t, int is_output, int64_t n0,
                             int64_t n1, int64_t n2, int64_t n3);
+
+/* attn_check_view that also accepts an f64 view when f64_ok (the references' f64 operands, used for
+ * f64 finite differences). Defined in check.c. */
+heed_status attn_check_view_f64(heed_ctx *ctx, const char *name, const heed_tensor *t, int f64_ok, int is_output,
+                                int64_t n0, int64_t n1, int64_t n2, int64_t n3);
 
 /* The pre-mask score of query row t (position i = q_offset + t) and key row j (position
  * k_offset + j) in batch b, query head h, given the raw dot product q.k, in f64:
