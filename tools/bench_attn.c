@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* One benchmark case. Queries are the last Tq of Tk positions (q_offset = Tk - Tq), so Tq = 1 is a
  * decode step that sees the whole cache. */
@@ -265,9 +266,11 @@ typedef struct result {
 static void print_header(const machine *mc, const bench_opts *o)
 {
     if (o->json) return;
-    printf("heed bench attn: %d threads, %s kernels; sgemm peak %.1f GFLOP/s, read bandwidth %.1f GB/s\n"
-           "FLOPs = 4 * visible pairs * D; bytes = Q + O + K + V once%s\n\n",
-           mc->n_threads, mc->isa, mc->sgemm_gflops, mc->read_gbps,
+    double load[1] = {0}; /* other work on the machine skews every number below: say how much there was */
+    getloadavg(load, 1);
+    printf("heed bench attn: %d threads, %s kernels; sgemm peak %.1f GFLOP/s, read bandwidth %.1f GB/s; "
+           "load average %.2f\nFLOPs = 4 * visible pairs * D; bytes = Q + O + K + V once%s\n\n",
+           mc->n_threads, mc->isa, mc->sgemm_gflops, mc->read_gbps, load[0],
            o->quick ? " (--quick: small sizes)" : "");
     printf("%-14s %2s %7s %4s %6s %6s %4s %-18s %9s %8s %6s %7s %6s %8s %6s\n", "case", "B", "Hq/Hkv", "D",
            "Tq", "Tk", "kv", "mask", "ms", "GFLOP/s", "%peak", "GB/s", "%bw", "speedup", "ideal");
@@ -404,8 +407,11 @@ static int bench_attn(int argc, char **argv)
     machine mc = {0};
     mc.n_threads = heed_ctx_n_threads(ctx);
     mc.isa = heed_isa_name(heed_ctx_isa(ctx));
-    mc.sgemm_gflops = bench_sgemm_peak_gflops(mc.n_threads, o.quick ? 0.05 : 0.3);
     mc.read_gbps = bench_read_bw_gbps(mc.n_threads, (size_t)(o.quick ? 256 : 1024) << 20, o.quick ? 5 : 10);
+    mc.sgemm_gflops = bench_sgemm_peak_gflops(mc.n_threads, o.quick ? 0.05 : 0.3);
+    /* OpenBLAS's workers keep spinning for about 2^28 cycles after a call: let them fall asleep
+     * before anything else is timed. */
+    nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 250000000}, NULL);
     if (mc.sgemm_gflops <= 0 || mc.read_gbps <= 0) {
         fprintf(stderr, "heed bench attn: out of memory measuring the machine's peaks\n");
         heed_ctx_free(ctx);
