@@ -261,7 +261,8 @@ heed_status heed_linear_attn_step(heed_ctx *ctx, heed_tensor *o, float *s, float
 /* Agent attention (Han et al.): agents A [n_agents, D] are Q average-pooled over the token axis
  * (adaptive pooling: agent a averages tokens [floor(a*T/n), ceil((a+1)*T/n))), then
  *   V_A = softmax(A K^T * scale) V,   O = softmax(Q A^T * scale) V_A,   scale == 0 means 1/sqrt(D).
- * q [B,H,T,D], k [B,H,Tk,D], v [B,H,Tk,Dv] f32; o [B,H,T,Dv] f32; 1 <= n_agents <= T. */
+ * q [B,H,T,D] f32; k [B,Hkv,Tk,D], v [B,Hkv,Tk,Dv] f32 | f16 | bf16 (H % Hkv == 0, as in heed_attn_desc);
+ * o [B,H,T,Dv] f32; 1 <= n_agents <= T. Both softmax attentions run through heed_attn_forward. */
 heed_status heed_agent_attn(heed_ctx *ctx, heed_tensor *o, const heed_tensor *q, const heed_tensor *k,
                             const heed_tensor *v, int64_t n_agents, float scale);
 
