@@ -93,14 +93,16 @@ void attn_fwd_task_avx512(void *arg, int64_t task, int thread);
 
 /* ------------------------------------------------------------------------------------------------
  * The kernel body: compiled when the including file has defined HEED_SIMD_LEVEL (and included
- * core/simd.h), FWD_NAME(x) (x##_<isa>), FWD_MR (query rows) and FWD_NK (keys) of the score
- * microkernel, and FWD_NV (vectors of Dv) of the output microkernel; each at most 4. */
+ * core/simd.h), FWD_NAME(x) (x##_<isa>), FWD_MR (query rows, at most 4) and FWD_NK (keys, at most
+ * 4) of the score microkernel, and FWD_ACC, the accumulator registers of the output microkernel
+ * (rows x vectors of Dv, at most 8 vectors). */
 #ifdef FWD_NAME
 
 #define FWD_INLINE static inline __attribute__((always_inline))
 /* the microkernels' loops over rows, keys and vectors run a constant 1..4 times: unrolled, their
  * accumulator arrays become registers */
 #define FWD_UNROLL _Pragma("GCC unroll 4")
+#define FWD_UNROLL8 _Pragma("GCC unroll 8")
 
 /* dst[0..npad) = src[0..n) as f32, zero-padded. */
 static void FWD_NAME(load_row)(float *dst, const void *src, heed_dtype t, int64_t n, int64_t npad)
@@ -151,27 +153,29 @@ FWD_INLINE void FWD_NAME(pv_tile)(float *o, int64_t ldo, const float *alpha, con
                                   const void *const *v, int64_t n, int64_t x0, const int mr, const int nv,
                                   const int kt)
 {
-    vf acc[4][4];
-    FWD_UNROLL for (int r = 0; r < mr; r++) {
+    vf acc[4][8];
+    FWD_UNROLL8 for (int r = 0; r < mr; r++) {
         const vf al = vset1(alpha[r]);
-        FWD_UNROLL for (int c = 0; c < nv; c++) acc[r][c] = vmul(vload(o + r * ldo + x0 + c * VW), al);
+        FWD_UNROLL8 for (int c = 0; c < nv; c++) acc[r][c] = vmul(vload(o + r * ldo + x0 + c * VW), al);
     }
     for (int64_t j = 0; j < n; j++) {
-        vf vv[4];
-        FWD_UNROLL for (int c = 0; c < nv; c++) vv[c] = FWD_NAME(ld)(v[j], x0 + c * VW, kt);
-        FWD_UNROLL for (int r = 0; r < mr; r++) {
+        vf vv[8];
+        FWD_UNROLL8 for (int c = 0; c < nv; c++) vv[c] = FWD_NAME(ld)(v[j], x0 + c * VW, kt);
+        FWD_UNROLL8 for (int r = 0; r < mr; r++) {
             const vf pr = vset1(p[r * ldp + j]);
-            FWD_UNROLL for (int c = 0; c < nv; c++) acc[r][c] = vfma(pr, vv[c], acc[r][c]);
+            FWD_UNROLL8 for (int c = 0; c < nv; c++) acc[r][c] = vfma(pr, vv[c], acc[r][c]);
         }
     }
-    FWD_UNROLL for (int r = 0; r < mr; r++)
-        FWD_UNROLL for (int c = 0; c < nv; c++) vstore(o + r * ldo + x0 + c * VW, acc[r][c]);
+    FWD_UNROLL8 for (int r = 0; r < mr; r++)
+        FWD_UNROLL8 for (int c = 0; c < nv; c++) vstore(o + r * ldo + x0 + c * VW, acc[r][c]);
 }
 
 /* Every (dtype, rows, columns) shape of a microkernel the instruction set's blocking can ask for,
  * as a switch on kt * 64 + a * 8 + b. */
 #define FWD_CASE4(F, T, A) F(T, A, 1) F(T, A, 2) F(T, A, 3) F(T, A, 4)
+#define FWD_CASE8(F, T, A) FWD_CASE4(F, T, A) F(T, A, 5) F(T, A, 6) F(T, A, 7) F(T, A, 8)
 #define FWD_CASES(F, T) FWD_CASE4(F, T, 1) FWD_CASE4(F, T, 2) FWD_CASE4(F, T, 3) FWD_CASE4(F, T, 4)
+#define FWD_CASES8(F, T) FWD_CASE8(F, T, 1) FWD_CASE8(F, T, 2) FWD_CASE8(F, T, 3) FWD_CASE8(F, T, 4)
 
 static void FWD_NAME(dot)(float *s, int64_t lds, const float *q, int64_t ldq, const void *const *k, int64_t n,
                           int mr, int nk, int kt)
@@ -188,10 +192,10 @@ static void FWD_NAME(pv)(float *o, int64_t ldo, const float *alpha, const float 
                          const void *const *v, int64_t n, int64_t x0, int mr, int nv, int kt)
 {
 #define FWD_PV(T, A, B)                                                                                    \
-    case T * 64 + A * 8 + B:                                                                               \
-        if (A <= FWD_MR && B <= FWD_NV) FWD_NAME(pv_tile)(o, ldo, alpha, p, ldp, v, n, x0, A, B, T);       \
+    case T * 128 + A * 16 + B:                                                                               \
+        if (A <= FWD_MR && A * B <= FWD_ACC) FWD_NAME(pv_tile)(o, ldo, alpha, p, ldp, v, n, x0, A, B, T);   \
         break;
-    switch (kt * 64 + mr * 8 + nv) { FWD_CASES(FWD_PV, 0) FWD_CASES(FWD_PV, 1) FWD_CASES(FWD_PV, 2) }
+    switch (kt * 128 + mr * 16 + nv) { FWD_CASES8(FWD_PV, 0) FWD_CASES8(FWD_PV, 1) FWD_CASES8(FWD_PV, 2) }
 #undef FWD_PV
 }
 
@@ -390,8 +394,9 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
                                 &sc.m[r], &sc.l[r], &sc.alpha[r]);
         for (int64_t r = 0; r < R; r += FWD_MR) {
             const int mr = R - r < FWD_MR ? (int)(R - r) : FWD_MR;
-            for (int64_t x = 0; x < Dvq; x += FWD_NV * VW) {
-                const int nv = (Dvq - x) / VW < FWD_NV ? (int)((Dvq - x) / VW) : FWD_NV;
+            const int nv_max = FWD_ACC / mr < 8 ? FWD_ACC / mr : 8; /* fewer rows: wider column strips */
+            for (int64_t x = 0; x < Dvq; x += nv_max * VW) {
+                const int nv = (Dvq - x) / VW < nv_max ? (int)((Dvq - x) / VW) : nv_max;
                 FWD_NAME(pv)(sc.o + r * Dvp, Dvp, sc.alpha + r, sc.s + r * FWD_KB, FWD_KB, sc.vp, n, x, mr, nv, vt);
             }
         }
