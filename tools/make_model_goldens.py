@@ -249,6 +249,8 @@ def make_one(name, family, cfg_fn, opt, root):
         if not HAS_ROPE_PARAMETERS:
             raise RuntimeError("this transformers has no rope_parameters form; install transformers >= 5")
         info["config_form"] = "new: rope_parameters"
+    elif family in ("gpt2", "bert"):
+        info["config_form"] = "no rope: learned absolute positions"
     else:
         info["config_form"] = "rope_parameters" if HAS_ROPE_PARAMETERS else "rope_theta/rope_scaling"
     model_d = cls.from_pretrained(d, **load_kwargs()).eval()  # after any config rewrite
@@ -329,7 +331,6 @@ def make_one(name, family, cfg_fn, opt, root):
     save_file(gold, os.path.join(d, "golden.safetensors"), metadata=meta)
     info["files"] = sorted(os.listdir(d))
     info["bytes"] = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
-    info["attn_max_prob"] = [float(a[0].max()) for a in out.attentions]
     return info
 
 
