@@ -245,7 +245,8 @@ heed_status heed_attn_backward_ref(heed_ctx *ctx, heed_attn_grads *g, const heed
  *   non-causal: O_i = phi(q_i)^T S / (phi(q_i)^T z), S = sum_j phi(k_j) v_j^T, z = sum_j phi(k_j)
  *   causal:     the same with S_i, z_i summed over j <= i.
  * q [B,H,T,D], k [B,H,Tk,D], v [B,H,Tk,Dv] f32 (Tk == T when causal); o [B,H,T,Dv] f32.
- * mode PARALLEL materialises the (masked) kernel matrix; RECURRENT walks the state. Both are exact. */
+ * mode PARALLEL materialises the (masked) kernel matrix; RECURRENT walks the state. Both are exact.
+ * A row whose denominator phi(q_i)^T z_i underflows to 0 in f32 (e.g. every q below -104) gives O = 0, not NaN. */
 typedef enum heed_linear_mode { HEED_LINEAR_PARALLEL = 0, HEED_LINEAR_RECURRENT = 1 } heed_linear_mode;
 
 heed_status heed_linear_attn(heed_ctx *ctx, heed_tensor *o, const heed_tensor *q, const heed_tensor *k,

@@ -7,6 +7,11 @@
 
 #include <string.h>
 
+static const float *rowf(const heed_tensor *t, int64_t b, int64_t h, int64_t i)
+{
+    return (const float *)((const char *)t->data + b * t->nb[0] + h * t->nb[1] + i * t->nb[2]);
+}
+
 static double phi64(double x) { return x > 0 ? x + 1 : exp(x); }
 
 /* The definition, in f64: O_i = sum_j w_ij v_j / sum_j w_ij, w_ij = phi(q_i).phi(k_j), j <= i if causal. */
@@ -17,12 +22,11 @@ static void ref_linear(float *o, const heed_tensor *q, const heed_tensor *k, con
     for (int64_t b = 0; b < B; b++)
         for (int64_t h = 0; h < H; h++)
             for (int64_t t = 0; t < T; t++) {
-                const float *qr = (const float *)((const char *)q->data + b * q->nb[0] + h * q->nb[1] + t * q->nb[2]);
+                const float *qr = rowf(q, b, h, t);
                 double den = 0;
                 for (int64_t e = 0; e < Dv; e++) acc[e] = 0;
                 for (int64_t j = 0; j < (causal ? t + 1 : Tk); j++) {
-                    const float *kr = (const float *)((const char *)k->data + b * k->nb[0] + h * k->nb[1] + j * k->nb[2]);
-                    const float *vr = (const float *)((const char *)v->data + b * v->nb[0] + h * v->nb[1] + j * v->nb[2]);
+                    const float *kr = rowf(k, b, h, j), *vr = rowf(v, b, h, j);
                     double w = 0;
                     for (int64_t d = 0; d < D; d++) w += phi64(qr[d]) * phi64(kr[d]);
                     den += w;
@@ -116,6 +120,30 @@ static void run_case(heed_ctx *ctx, t_rng *r, int64_t B, int64_t H, int64_t T, i
     free(q), free(k), free(v), free(o_par), free(o_rec), free(o_ref), free(o_str);
 }
 
+/* phi(q) = exp(q) underflows to 0 for q < about -104: the row's denominator is 0 and O must be 0, not
+ * NaN, in both forms and in the step. Other rows are unaffected. */
+static void test_underflow(heed_ctx *ctx)
+{
+    float q[3 * 4], k[3 * 4], v[3 * 2], o[3 * 2], s[4 * 2] = {0}, z[4] = {0};
+    for (int i = 0; i < 12; i++) q[i] = i < 4 ? -200.0f : 0.5f, k[i] = 0.1f * (float)i;
+    for (int i = 0; i < 6; i++) v[i] = (float)i;
+    heed_tensor tq = heed_tensor_4d(q, HEED_F32, 1, 1, 3, 4), tk = heed_tensor_4d(k, HEED_F32, 1, 1, 3, 4);
+    heed_tensor tv = heed_tensor_4d(v, HEED_F32, 1, 1, 3, 2), to = heed_tensor_4d(o, HEED_F32, 1, 1, 3, 2);
+    for (int mode = 0; mode <= 1; mode++)
+        for (int causal = 0; causal <= 1; causal++) {
+            memset(o, 0xff, sizeof o); /* NaN everywhere, so every value must be written */
+            CHECK_OK(ctx, heed_linear_attn(ctx, &to, &tq, &tk, &tv, causal, (heed_linear_mode)mode));
+            CHECK(o[0] == 0 && o[1] == 0, "mode %d causal %d: underflowed row gives %g %g", mode, causal, o[0], o[1]);
+            for (int i = 2; i < 6; i++)
+                CHECK(isfinite(o[i]) && o[i] > 0, "mode %d causal %d: o[%d] = %g", mode, causal, i, o[i]);
+        }
+    heed_tensor q1 = heed_tensor_4d(q, HEED_F32, 1, 1, 1, 4), k1 = heed_tensor_4d(k, HEED_F32, 1, 1, 1, 4);
+    heed_tensor v1 = heed_tensor_4d(v, HEED_F32, 1, 1, 1, 2), o1 = heed_tensor_4d(o, HEED_F32, 1, 1, 1, 2);
+    memset(o, 0xff, sizeof o);
+    CHECK_OK(ctx, heed_linear_attn_step(ctx, &o1, s, z, &q1, &k1, &v1));
+    CHECK(o[0] == 0 && o[1] == 0, "step: underflowed row gives %g %g", o[0], o[1]);
+}
+
 static void check_err(heed_ctx *ctx, heed_status got, const char *needle)
 {
     CHECK(got == HEED_ERR_INVALID, "expected HEED_ERR_INVALID, got %s", heed_status_name(got));
@@ -179,6 +207,7 @@ int main(void)
         run_case(ctx, &r, 1, 2, 150, causal ? 150 : 200, 64, 48, causal, 1);
         run_case(ctx, &r, 2, 2, 65, 65, 33, 1, causal, 1);
     }
+    test_underflow(ctx);
     test_errors(ctx);
     heed_ctx_free(ctx);
     return t_done("test_linear");

@@ -10,7 +10,8 @@
 /* Logits must be finite: a NaN would make the top-K choice meaningless, an infinity the softmax NaN. */
 static heed_status check_logits(heed_ctx *ctx, const char *name, const float *x, int64_t T, int64_t n)
 {
-    if (!x) return heed_fail(ctx, HEED_ERR_INVALID, "%s: NULL, expected [T=%lld, %lld]", name, (long long)T, (long long)n);
+    if (!x)
+        return heed_fail(ctx, HEED_ERR_INVALID, "%s: NULL, expected [T=%lld, %lld]", name, (long long)T, (long long)n);
     for (int64_t i = 0; i < T * n; i++)
         if (!isfinite(x[i]))
             return heed_fail(ctx, HEED_ERR_INVALID, "%s[%lld, %lld] = %g, expected a finite logit", name,
