@@ -21,9 +21,8 @@ static heed_status plan_patches(heed_ctx *ctx, fwd_plan *p, void **buf, int64_t 
     char *mem = heed_alloc(bytes);
     if (!mem) return heed_fail(ctx, HEED_ERR_NOMEM, "attention forward: cannot allocate %zu bytes", bytes);
     *buf = mem;
-    int32_t *perm = (int32_t *)(void *)mem;
-    int64_t *id = (int64_t *)(void *)(mem + (size_t)Tq * sizeof(int32_t));
-    int64_t *start = id + Tq, *tile_start = start + n_ids + 1;
+    int64_t *id = (int64_t *)(void *)mem, *start = id + Tq, *tile_start = start + n_ids + 1;
+    int32_t *perm = (int32_t *)(void *)(tile_start + n_ids + 1);
     for (int64_t i = 0; i <= n_ids; i++) start[i] = 0;
     for (int64_t t = 0; t < Tq; t++) {
         const int64_t pos = p->d->q_offset + t;
@@ -66,9 +65,9 @@ static heed_status plan_splits(heed_ctx *ctx, fwd_plan *p, void **buf)
     char *mem = heed_alloc(bytes);
     if (!mem) return heed_fail(ctx, HEED_ERR_NOMEM, "attention forward: cannot allocate %zu bytes", bytes);
     *buf = mem;
-    int32_t *cnt = (int32_t *)(void *)mem;
-    heed_span *spans = (heed_span *)(void *)(mem + (size_t)(a->Tk + 1) * sizeof(int32_t));
+    heed_span *spans = (heed_span *)(void *)mem; /* 8-byte members first, then the int32 counts */
     int64_t *split_at = (int64_t *)(void *)(spans + p->span_cap);
+    int32_t *cnt = (int32_t *)(void *)(split_at + want + 1);
     memset(cnt, 0, (size_t)(a->Tk + 1) * sizeof(int32_t));
     const int64_t ko = p->d->k_offset;
     for (int64_t h = 0; h < a->Hq; h++)
