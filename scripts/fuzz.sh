@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# fuzz.sh — builds the libFuzzer targets (fuzz/fuzz_*.c) with clang, the library instrumented for
+# coverage + ASan + UBSan, and runs each for N seconds from a seed corpus (real configs, a small
+# safetensors file). Usage: scripts/fuzz.sh [SECONDS]   (default 20; HEED_FUZZ_BUILD picks the build dir)
+# Exits non-zero when a target crashes; the crashing input is left in the build dir.
+set -euo pipefail
+secs=${1:-20}
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${HEED_FUZZ_BUILD:-$root/build-fuzz}
+jobs=${HEED_FUZZ_JOBS:-2}
+
+cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DHEED_FUZZ=ON -DHEED_WERROR=OFF \
+      -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS="-g -fsanitize=fuzzer-no-link,address,undefined" >/dev/null
+targets=()
+for f in "$root"/fuzz/fuzz_*.c; do targets+=("$(basename "$f" .c)"); done
+cmake --build "$build" -j"$jobs" --target "${targets[@]}" >/dev/null
+
+# Seeds: every JSON fixture for the config target; a two-tensor file for the safetensors target.
+seeds="$build/fuzz-seeds"
+rm -rf "$seeds" && mkdir -p "$seeds/fuzz_config" "$seeds/fuzz_safetensors"
+i=0
+while IFS= read -r -d '' j; do cp "$j" "$seeds/fuzz_config/seed$((i++)).json"; done \
+    < <(find "$root/tests/data/config" -name '*.json' -size -64k -print0)
+hdr='{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"BF16","shape":[1,2],"data_offsets":[8,12]}}'
+n=${#hdr}
+{ printf "$(printf '\\x%02x\\x%02x\\x00\\x00\\x00\\x00\\x00\\x00' $((n & 255)) $((n >> 8)))"; printf '%s' "$hdr"; \
+  head -c 12 /dev/zero; } > "$seeds/fuzz_safetensors/seed0.safetensors"
+
+status=0
+for t in "${targets[@]}"; do
+    corpus="$build/fuzz-corpus/$t"
+    mkdir -p "$corpus"
+    dict="$root/fuzz/${t#fuzz_}.dict"
+    args=(-max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1
+          -artifact_prefix="$build/$t-")
+    [ -f "$dict" ] && args+=(-dict="$dict")
+    echo "fuzz.sh: $t for ${secs}s"
+    if ! (cd "$build" && "./$t" "${args[@]}" "$corpus" "$seeds/$t" 2>"$build/$t.log"); then
+        echo "fuzz.sh: $t FAILED; see $build/$t.log and $build/$t-*" >&2
+        tail -30 "$build/$t.log" >&2
+        status=1
+    else
+        grep -E "stat::number_of_executed_units|cov:" "$build/$t.log" | tail -2
+    fi
+done
+exit $status
