@@ -458,6 +458,13 @@ static void test_check(t_rng *r)
     d.q_offset = 2;
     CHECK(heed_attn_check(ctx, &d) == HEED_OK, "neighborhood queries [2, 5) on a 5-position axis: %s",
           heed_ctx_error(ctx));
+    /* f64 is a valid descriptor for the reference, which the fast forward refuses as unsupported */
+    double q64[2 * 4 * 3 * 8] = {0};
+    d = p.d, d.q = heed_tensor_4d(q64, HEED_F64, 2, 4, 3, 8);
+    CHECK_OK(ctx, heed_attn_forward_ref(ctx, &p.ot, NULL, &d));
+    p.o[0] = 42;
+    CHECK(heed_attn_forward(ctx, &p.ot, NULL, &d) == HEED_ERR_UNSUPPORTED && p.o[0] == 42,
+          "the fast forward took f64 q: %s", heed_ctx_error(ctx));
     /* the output: shape, dtype, broadcast */
     heed_tensor o = p.ot;
     o.ne[2] = 2, expect_refused(&p.d, &o, "o:", "o with Tq 2 of 3");

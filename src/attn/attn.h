@@ -33,6 +33,10 @@ attn_cover attn_mask_cover(const heed_mask *m, int64_t i_lo, int64_t i_hi, int64
 heed_status attn_check_view(heed_ctx *ctx, const char *name, const heed_tensor *t, int is_output, int64_t n0,
                             int64_t n1, int64_t n2, int64_t n3);
 
+/* HEED_ERR_UNSUPPORTED for a valid descriptor with f64 operands (references only); fast entry points
+ * call it after attn_resolve. Defined in check.c. */
+heed_status attn_check_fast(heed_ctx *ctx, const heed_attn_desc *d);
+
 /* attn_check_view that also accepts an f64 view when f64_ok (the references' f64 operands, used for
  * f64 finite differences). Defined in check.c. */
 heed_status attn_check_view_f64(heed_ctx *ctx, const char *name, const heed_tensor *t, int f64_ok, int is_output,

@@ -130,6 +130,15 @@ heed_status heed_attn_check(heed_ctx *ctx, const heed_attn_desc *d)
     return HEED_OK;
 }
 
+heed_status attn_check_fast(heed_ctx *ctx, const heed_attn_desc *d)
+{
+    if (d->q.dtype == HEED_F64 || d->k.dtype == HEED_F64)
+        return heed_fail(ctx, HEED_ERR_UNSUPPORTED,
+                         "%s: dtype f64 is for the references; the fast kernels take f32 q and f32/f16/bf16 k, v",
+                         d->q.dtype == HEED_F64 ? "q" : "k");
+    return HEED_OK;
+}
+
 heed_status attn_check_view_f64(heed_ctx *ctx, const char *name, const heed_tensor *t, int f64_ok, int is_output,
                                 int64_t n0, int64_t n1, int64_t n2, int64_t n3)
 {

@@ -112,6 +112,7 @@ heed_status heed_attn_forward(heed_ctx *ctx, heed_tensor *o, float *lse, const h
     fwd_plan p;
     memset(&p, 0, sizeof p);
     heed_status st = attn_resolve(ctx, &p.a, d);
+    if (st == HEED_OK) st = attn_check_fast(ctx, d);
     if (st != HEED_OK) return st;
     const attn_dims *a = &p.a;
     if ((st = attn_check_view(ctx, "o", o, 1, a->B, a->Hq, a->Tq, a->Dv)) != HEED_OK) return st;
