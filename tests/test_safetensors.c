@@ -234,6 +234,9 @@ static void test_malformed(heed_ctx *ctx)
     CHECK_OK(ctx, heed_st_open_mem(ctx, &st, im, n, "mis"));
     const heed_st_tensor *f = st ? heed_st_find(st, "f") : NULL;
     CHECK(f && (uintptr_t)f->data % 4 == 0 && memcmp(f->data, two, 8) == 0, "misaligned tensor copied and aligned");
+    CHECK(f && ((const uint8_t *)f->data < im || (const uint8_t *)f->data >= im + n), "the copy is outside the image");
+    const heed_st_tensor *u = st ? heed_st_find(st, "u") : NULL;
+    CHECK(u && (const uint8_t *)u->data == im + 8 + strlen(padded), "an aligned tensor points into the image");
     heed_st_close(st);
     free(im);
 
