@@ -103,7 +103,7 @@ typedef struct heed_tensor {
 heed_tensor heed_tensor_4d(void *data, heed_dtype dtype, int64_t n0, int64_t n1, int64_t n2, int64_t n3);
 
 /* ------------------------------------------------------------------------------------------------
- * Masks: which keys each query sees. Positions are absolute: query row t sits at position
+ * Masks: which keys each query sees. Positions are absolute and >= 0: query row t sits at position
  * i = q_offset + t, key row j at position k_offset + j. Visibility is defined in exactly one place
  * (heed_mask_row_spans); the reference, the fast kernels and the tests all derive from it. */
 typedef enum heed_mask_kind {
@@ -122,7 +122,8 @@ typedef enum heed_mask_kind {
                                    j <= i and (i/b - j/b < local_blocks or (j/b + h + head_offset) % vert_stride == 0),
                                    h = query head index */
     HEED_MASK_BLOCKS = 7        /* explicit lists: key block kb is visible to query block qb (blocks of
-                                   `block` positions) iff kb is in block_idx[block_ptr[qb] .. block_ptr[qb+1]);
+                                   `block` positions) iff kb is in block_idx[block_ptr[qb] .. block_ptr[qb+1])
+                                   (strictly ascending within each query block);
                                    query blocks >= n_qblocks see nothing; with causal != 0 also j <= i */
 } heed_mask_kind;
 
@@ -152,7 +153,7 @@ heed_status heed_mask_check(heed_ctx *ctx, const heed_mask *m);
 /* Upper bound on the number of spans heed_mask_row_spans can return for keys [0, n_keys). */
 int64_t heed_mask_max_spans(const heed_mask *m, int64_t n_keys);
 /* The visible keys of query position i in query head h, restricted to key positions [k_lo, k_hi),
- * as sorted, disjoint, non-empty spans written to out[0 .. return value). out must hold
+ * as sorted, disjoint, non-empty spans (touching ones merged) written to out[0 .. return value). out must hold
  * heed_mask_max_spans(m, k_hi) entries. The mask must have passed heed_mask_check. */
 int64_t heed_mask_row_spans(heed_span *out, const heed_mask *m, int64_t i, int64_t h, int64_t k_lo, int64_t k_hi);
 /* 1 when key position j is visible to query position i in head h, else 0 (derived from row spans). */
@@ -171,13 +172,14 @@ int heed_mask_visible(const heed_mask *m, int64_t i, int64_t j, int64_t h);
  *   SOFTMAX: p = exp(s - lse), lse = log(sum_j exp(s_j) [+ exp(sink_logit[h])])
  *            the learned sink logit is an extra logit with no value vector (gpt-oss)
  *   SIGMOID: p = 1 / (1 + exp(-(s + sigmoid_bias))), no row normalisation
- *            sigmoid_bias = NaN (the default from heed_attn_desc_init) means -log(number of keys Tk)
+ *            sigmoid_bias = NaN (the default from heed_attn_desc_init) means -log(number of keys Tk);
+ *            lse = log(sum_j p_j), so partials merge by adding
  * O_t = sum_j p_j v_j. A row that sees no key gives O = 0 and lse = -inf (or sink_logit[h] when a
  * sink logit is given), never NaN. */
 typedef enum heed_norm { HEED_NORM_SOFTMAX = 0, HEED_NORM_SIGMOID = 1 } heed_norm;
 
 typedef struct heed_attn_desc {
-    heed_tensor q;              /* [B, Hq, Tq, D]  f32 */
+    heed_tensor q;              /* [B, Hq, Tq, D]  f32 (q, k, v may be f64 for the references only) */
     heed_tensor k;              /* [B, Hkv, Tk, D] f32 | f16 | bf16; Hq % Hkv == 0 (GQA/MQA) */
     heed_tensor v;              /* [B, Hkv, Tk, Dv], same dtype as k */
     int64_t q_offset;           /* absolute position of query row 0 (decode, chunked prefill) */
@@ -193,7 +195,8 @@ typedef struct heed_attn_desc {
     float sigmoid_bias;         /* SIGMOID only; NaN: -log(Tk) */
 } heed_attn_desc;
 
-/* Zero-fills *d and sets the defaults (softmax, no mask, default scale, sigmoid_bias = NaN). */
+/* Zero-fills *d and sets the defaults (softmax, no mask, default scale, sigmoid_bias = NaN,
+ * mask.dilation = {1, 1}). */
 void heed_attn_desc_init(heed_attn_desc *d);
 
 /* Checks every shape, stride, dtype and parameter of d. HEED_ERR_INVALID with a message naming the
@@ -474,6 +477,41 @@ int64_t heed_rope_dim(const heed_config *cfg);
  *   seq_len:  the current sequence length, used by "dynamic" only (<= max_pos: the default rope) */
 heed_status heed_rope_inv_freq(heed_ctx *ctx, float *inv_freq, float *attention_factor, const heed_config *cfg,
                                int64_t seq_len);
+/* ================================================================================================ */
+
+/* ================================================================================================
+ * Tokenizers: Hugging Face tokenizer.json, encoded and decoded exactly as the `tokenizers` library does.
+ * Models BPE (byte-level, SentencePiece-style with byte fallback) and WordPiece; added and special
+ * tokens; normalizers, pre-tokenizers, post-processors and decoders as docs/tokenizers.md lists. A step
+ * heed does not implement is refused with HEED_ERR_UNSUPPORTED naming it, never skipped. A loaded
+ * tokenizer is read-only: several threads may use one at once (each with its own context). */
+typedef struct heed_tokenizer heed_tokenizer;
+
+/* Parses a tokenizer.json held in json [len]; name is used in error messages. */
+heed_status heed_tokenizer_parse(heed_ctx *ctx, heed_tokenizer **out, const char *json, size_t len,
+                                 const char *name);
+/* Loads path: a tokenizer.json file, or a model directory that holds one. */
+heed_status heed_tokenizer_load(heed_ctx *ctx, heed_tokenizer **out, const char *path);
+/* NULL is a no-op. */
+void heed_tokenizer_free(heed_tokenizer *tok);
+/* One more than the largest id of the vocabulary and the added tokens. */
+int64_t heed_tokenizer_n_ids(const heed_tokenizer *tok);
+/* The id of a token (vocabulary or added token, matched exactly), or -1. */
+int64_t heed_tokenizer_token_id(const heed_tokenizer *tok, const char *token);
+/* The string of id (as stored: byte-level tokens are not decoded), or NULL when no token has it. */
+const char *heed_tokenizer_token(const heed_tokenizer *tok, int64_t id);
+/* 1 when id is a special added token, else 0. */
+int heed_tokenizer_is_special(const heed_tokenizer *tok, int64_t id);
+
+/* Encodes text [len] (UTF-8; invalid UTF-8 is an error) as `encode(text, add_special_tokens)` does:
+ * add_special != 0 runs the post-processor's template (BOS, CLS/SEP, ...). On success *ids [*n_ids] is
+ * allocated with malloc (free it with free(); an empty result is a valid non-NULL pointer). */
+heed_status heed_tokenize(heed_ctx *ctx, int32_t **ids, int64_t *n_ids, const heed_tokenizer *tok,
+                          const char *text, size_t len, int add_special);
+/* Decodes ids [n_ids] as `decode(ids, skip_special_tokens)` does. On success *text [*len] is allocated
+ * with malloc and NUL-terminated (free it with free()). An id that names no token is an error. */
+heed_status heed_detokenize(heed_ctx *ctx, char **text, size_t *len, const heed_tokenizer *tok,
+                            const int32_t *ids, int64_t n_ids, int skip_special);
 /* ================================================================================================ */
 
 #ifdef __cplusplus
