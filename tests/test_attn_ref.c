@@ -339,7 +339,8 @@ static void test_merge(t_rng *r)
         cut[0] = 0, cut[n_parts] = Tk;
         for (int p = 1; p < n_parts; p++) cut[p] = t_int(r, cut[p - 1], Tk); /* parts may be empty */
         const int64_t no = B * Hq * Tq * Dv, nl = B * Hq * Tq;
-        float *po = malloc(sizeof(float) * (size_t)(no * n_parts + 1)), *pl = malloc(sizeof(float) * (size_t)(nl * n_parts + 1));
+        float *po = malloc(sizeof(float) * (size_t)(no * n_parts + 1));
+        float *pl = malloc(sizeof(float) * (size_t)(nl * n_parts + 1));
         heed_tensor views[MAXP], kb, vb;
         const float *lses[MAXP];
         heed_tensor pbias[MAXP];
@@ -447,8 +448,10 @@ static void test_check(t_rng *r)
     d = p.d, d.scale = NAN, expect_refused(&d, &p.ot, "scale", "NaN scale");
     d = p.d, d.scale = INFINITY, expect_refused(&d, &p.ot, "scale", "inf scale");
     d = p.d, d.softcap = -1, expect_refused(&d, &p.ot, "softcap", "negative softcap");
-    d = p.d, d.sink_logit = sink, d.norm = HEED_NORM_SIGMOID, expect_refused(&d, &p.ot, "sink_logit", "sink with sigmoid");
-    d = p.d, d.norm = HEED_NORM_SIGMOID, d.sigmoid_bias = INFINITY, expect_refused(&d, &p.ot, "sigmoid_bias", "inf bias");
+    d = p.d, d.sink_logit = sink, d.norm = HEED_NORM_SIGMOID;
+    expect_refused(&d, &p.ot, "sink_logit", "sink with sigmoid");
+    d = p.d, d.norm = HEED_NORM_SIGMOID, d.sigmoid_bias = INFINITY;
+    expect_refused(&d, &p.ot, "sigmoid_bias", "inf bias");
     d = p.d, d.alibi_slopes = nanv, expect_refused(&d, &p.ot, "alibi_slopes", "NaN slope");
     d = p.d, d.temp_scale = nanv, expect_refused(&d, &p.ot, "temp_scale", "NaN temperature");
     d = p.d, d.norm = (heed_norm)5, expect_refused(&d, &p.ot, "norm", "unknown normalizer");

@@ -83,12 +83,14 @@ heed_status heed_attn_check(heed_ctx *ctx, const heed_attn_desc *d)
                          (long long)Hkv, (long long)Hq);
     if (d->q_offset < 0 || d->k_offset < 0)
         return heed_fail(ctx, HEED_ERR_INVALID, "%s = %lld, expected a position >= 0",
-                         d->q_offset < 0 ? "q_offset" : "k_offset", (long long)(d->q_offset < 0 ? d->q_offset : d->k_offset));
+                         d->q_offset < 0 ? "q_offset" : "k_offset",
+                         (long long)(d->q_offset < 0 ? d->q_offset : d->k_offset));
 
     /* mask, and the query positions a neighborhood mask can place */
     if ((s = heed_mask_check(ctx, &d->mask)) != HEED_OK) return s;
     if (Tq > 0 && (d->mask.kind == HEED_MASK_NEIGHBOR_1D || d->mask.kind == HEED_MASK_NEIGHBOR_2D)) {
-        const int64_t axis = d->mask.kind == HEED_MASK_NEIGHBOR_1D ? d->mask.seq_len : d->mask.grid[0] * d->mask.grid[1];
+        const int64_t axis =
+            d->mask.kind == HEED_MASK_NEIGHBOR_1D ? d->mask.seq_len : d->mask.grid[0] * d->mask.grid[1];
         if (d->q_offset + Tq > axis)
             return heed_fail(ctx, HEED_ERR_INVALID,
                              "q: query positions [%lld, %lld) leave the neighborhood axis [0, %lld) (mask %s)",
@@ -103,7 +105,8 @@ heed_status heed_attn_check(heed_ctx *ctx, const heed_attn_desc *d)
         if ((bt->ne[0] != B && bt->ne[0] != 1) || (bt->ne[1] != Hq && bt->ne[1] != 1) || bt->ne[2] != Tq ||
             bt->ne[3] != Tk)
             return heed_fail(ctx, HEED_ERR_INVALID, "bias: shape %s, expected [%lld|1, %lld|1, %lld, %lld]",
-                             dims_str(b1, sizeof b1, bt->ne), (long long)B, (long long)Hq, (long long)Tq, (long long)Tk);
+                             dims_str(b1, sizeof b1, bt->ne), (long long)B, (long long)Hq, (long long)Tq,
+                             (long long)Tk);
         if (Tk > 0 && bt->nb[3] != (int64_t)sizeof(float))
             return heed_fail(ctx, HEED_ERR_INVALID, "bias: innermost stride %lld bytes, expected 4 (contiguous rows)",
                              (long long)bt->nb[3]);
