@@ -122,6 +122,42 @@ static void test_hand(void)
     prob_free(&p);
 }
 
+/* With V = identity the output row is the probability row: it sums to 1 over the visible keys and is
+ * exactly 0 on the hidden ones, for random scores and every mask kind that needs no extra data. */
+static void test_prob_rows(t_rng *r)
+{
+    static const heed_mask_kind kinds[] = {HEED_MASK_NONE, HEED_MASK_CAUSAL, HEED_MASK_WINDOW, HEED_MASK_PREFIX_BIDIR,
+                                           HEED_MASK_NEIGHBOR_1D, HEED_MASK_S2};
+    double worst = 0;
+    for (int it = 0; it < 60; it++) {
+        prob p;
+        prob_init(&p, 1, 3, 1, 7, 9, 5, 9);
+        prob_random(&p, r, 2.0f);
+        v_identity(&p);
+        heed_mask *m = &p.d.mask;
+        m->kind = kinds[it % 6];
+        m->left = 2, m->right = 1, m->n_sink = 1, m->prefix_begin = 1, m->prefix_end = 4;
+        m->kernel[0] = 3, m->seq_len = 9, m->block = 2, m->local_blocks = 1, m->vert_stride = 2;
+        p.d.q_offset = 2;
+        CHECK_OK(ctx, heed_attn_forward_ref(ctx, &p.ot, p.lse, &p.d));
+        for (int64_t h = 0; h < 3; h++)
+            for (int64_t t = 0; t < 7; t++) {
+                double sum = 0;
+                int hidden_ok = 1;
+                for (int64_t j = 0; j < 9; j++) {
+                    const float pj = p.o[(h * 7 + t) * 9 + j];
+                    sum += pj;
+                    if (!heed_mask_visible(m, t + 2, j, h)) hidden_ok &= pj == 0;
+                }
+                worst = fmax(worst, fabs(sum - 1));
+                CHECK(fabs(sum - 1) <= 1e-6 && hidden_ok, "kind %d head %lld row %lld: probabilities sum to %.9f%s",
+                      (int)m->kind, (long long)h, (long long)t, sum, hidden_ok ? "" : ", mass on hidden keys");
+            }
+        prob_free(&p);
+    }
+    printf("probability rows: worst |sum - 1| = %.3g (bound 1e-6)\n", worst);
+}
+
 /* Score modifiers in heed.h's order, on 2 keys (D = 1, q = 1, k = [3, -1], scale 0.5, query at
  * position 4): s = dot*scale; s *= 1 + tau*log(i+1); s = c*tanh(s/c); s += -slope*(i-j); s += bias. */
 static void test_modifiers(void)
@@ -485,6 +521,7 @@ int main(void)
     CHECK_OK(NULL, heed_ctx_create(&ctx, 1));
     if (!ctx) return t_done("test_attn_ref");
     test_hand();
+    test_prob_rows(&r);
     test_modifiers();
     test_fully_masked(&r);
     test_large_logits();
