@@ -332,6 +332,26 @@ static void edge_cases(env *e)
     d.mask.local_blocks = 2;
     d.mask.vert_stride = 4;
     compare(e, &s2, &d, "S2");
+    /* explicit block lists with ~800 spans per row: too many for a tile to keep every row's spans,
+     * so partial blocks generate them again (the other path of the masking) */
+    shape bl = {1, 2, 1, 64, 1200, 16, 16, HEED_F16, 0, 0, 1.0f, 1e-9};
+    int32_t *bptr = malloc(65 * sizeof(int32_t)), *bidx = malloc(64 * 1200 * sizeof(int32_t));
+    bptr[0] = 0;
+    for (int qb = 0; qb < 64; qb++) {
+        int32_t n = bptr[qb];
+        for (int kb = 0; kb < 1200; kb++)
+            if ((kb * 7 + qb) % 3 != 0) bidx[n++] = kb;
+        bptr[qb + 1] = n;
+    }
+    heed_attn_desc_init(&d);
+    d.mask.kind = HEED_MASK_BLOCKS;
+    d.mask.block = 1;
+    d.mask.n_qblocks = 64;
+    d.mask.block_ptr = bptr;
+    d.mask.block_idx = bidx;
+    compare(e, &bl, &d, "blocks, many spans per row");
+    free(bptr);
+    free(bidx);
     /* an invalid output is refused with a message, not written */
     heed_attn_desc_init(&d);
     float q[8] = {0}, kv[8] = {0}, out[8];

@@ -10,6 +10,8 @@
 #define FWD_KB 32
 /* Query rows (all heads of a GQA group together) aimed for per tile. */
 #define FWD_ROWS 64
+/* A tile keeps every row's spans (for masking its partial blocks) when they fit in this many. */
+#define FWD_SPAN_CACHE 32768
 
 /* One call, planned by fwd.c. A task is (b, kv head, query tile, key split). */
 typedef struct fwd_plan {
@@ -33,6 +35,8 @@ typedef struct fwd_row {
     int64_t t, h, pos;   /* query row, query head, absolute position */
     const float *bias;   /* bias row [Tk], or NULL */
     float slope;         /* ALiBi slope, 0 without ALiBi */
+    const heed_span *sp; /* its visible spans in the task's key range, when the tile keeps them */
+    int64_t ns;
 } fwd_row;
 
 /* A thread's scratch, carved from heed_scratch; sizes from the plan (R = G * max_rows rows,
@@ -46,12 +50,15 @@ typedef struct fwd_scratch {
     float *kpos;         /* [KB]      key positions (ALiBi) */
     const void **kp, **vp;  /* [KB]   row of each key of the block: packed f32, or in place */
     fwd_row *rows;       /* [R] */
-    heed_span *spans;    /* [span_cap] */
+    heed_span *spans;    /* [R, span_cap] every row's spans, or [span_cap] one at a time */
     int32_t *cnt, *idx;  /* [Tk + 1] rows seeing each key (difference array), [Tk] visible keys */
     uint8_t *full;       /* [Tk / KB + 1] block seen completely by every row */
 } fwd_scratch;
 
 static inline int64_t fwd_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+/* Whether a tile keeps all its rows' spans (else they are generated again for each partial block). */
+static inline int fwd_keeps_spans(const fwd_plan *p) { return p->a.G * p->max_rows * p->span_cap <= FWD_SPAN_CACHE; }
 
 /* Points sc's arrays into base and returns the bytes used (sc == NULL: only the size). */
 static inline size_t fwd_carve(fwd_scratch *sc, char *base, const fwd_plan *p)
@@ -76,7 +83,7 @@ static inline size_t fwd_carve(fwd_scratch *sc, char *base, const fwd_plan *p)
     FWD_TAKE(kp, const void *, FWD_KB);
     FWD_TAKE(vp, const void *, FWD_KB);
     FWD_TAKE(rows, fwd_row, R);
-    FWD_TAKE(spans, heed_span, p->span_cap);
+    FWD_TAKE(spans, heed_span, fwd_keeps_spans(p) ? R * p->span_cap : p->span_cap);
     FWD_TAKE(cnt, int32_t, Tk + 1);
     FWD_TAKE(idx, int32_t, Tk + 1);
     FWD_TAKE(full, uint8_t, Tk / FWD_KB + 1);
@@ -226,12 +233,22 @@ static void FWD_NAME(row_block)(float *s, int64_t n, const fwd_plan *p, const fw
     }
     if (!full) { /* a partial block: hide the keys outside this row's spans */
         const int64_t ko = d->k_offset;
-        const int64_t ns = heed_mask_row_spans(spans, &d->mask, rw->pos, rw->h, ko + ix[0], ko + ix[n - 1] + 1);
-        int64_t si = 0;
+        const heed_span *sp = rw->sp;
+        int64_t ns = rw->ns, si = 0;
+        if (sp) { /* the kept spans cover the whole key range: start at the first reaching this block */
+            for (int64_t hi = ns; si < hi;) {
+                const int64_t mid = (si + hi) / 2;
+                if (sp[mid].hi <= ko + ix[0]) si = mid + 1;
+                else hi = mid;
+            }
+        } else {
+            ns = heed_mask_row_spans(spans, &d->mask, rw->pos, rw->h, ko + ix[0], ko + ix[n - 1] + 1);
+            sp = spans;
+        }
         for (int64_t x = 0; x < n; x++) {
             const int64_t kpos_x = ko + ix[x];
-            while (si < ns && spans[si].hi <= kpos_x) si++;
-            if (si == ns || kpos_x < spans[si].lo) s[x] = -INFINITY;
+            while (si < ns && sp[si].hi <= kpos_x) si++;
+            if (si == ns || kpos_x < sp[si].lo) s[x] = -INFINITY;
         }
     }
     for (int64_t x = n; x < nvec; x++) s[x] = -INFINITY;
@@ -323,13 +340,17 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
 
     /* The visible keys of the tile: the union of its rows' spans, from a difference array over
      * the range they touch; a block is full when every row sees every key in it. */
+    const int keep = fwd_keeps_spans(p);
     int64_t kmin = khi, kmax = klo;
     for (int64_t r = 0; r < R; r++) {
-        const fwd_row *rw = &sc.rows[r];
-        const int64_t ns = heed_mask_row_spans(sc.spans, &d->mask, rw->pos, rw->h, ko + klo, ko + khi);
+        fwd_row *rw = &sc.rows[r];
+        heed_span *sp = keep ? sc.spans + r * p->span_cap : sc.spans;
+        const int64_t ns = heed_mask_row_spans(sp, &d->mask, rw->pos, rw->h, ko + klo, ko + khi);
+        rw->sp = keep ? sp : NULL;
+        rw->ns = ns;
         if (ns == 0) continue;
-        if (sc.spans[0].lo - ko < kmin) kmin = sc.spans[0].lo - ko;
-        if (sc.spans[ns - 1].hi - ko > kmax) kmax = sc.spans[ns - 1].hi - ko;
+        if (sp[0].lo - ko < kmin) kmin = sp[0].lo - ko;
+        if (sp[ns - 1].hi - ko > kmax) kmax = sp[ns - 1].hi - ko;
     }
     int64_t nvis = 0;
     if (kmin < kmax) {
@@ -337,10 +358,12 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
         memset(cnt, 0, (size_t)(kmax - kmin + 1) * sizeof(int32_t));
         for (int64_t r = 0; r < R; r++) {
             const fwd_row *rw = &sc.rows[r];
-            const int64_t ns = heed_mask_row_spans(sc.spans, &d->mask, rw->pos, rw->h, ko + klo, ko + khi);
+            const heed_span *sp = rw->sp ? rw->sp : sc.spans;
+            const int64_t ns =
+                rw->sp ? rw->ns : heed_mask_row_spans(sc.spans, &d->mask, rw->pos, rw->h, ko + klo, ko + khi);
             for (int64_t si = 0; si < ns; si++) {
-                cnt[sc.spans[si].lo - ko - kmin]++;
-                cnt[sc.spans[si].hi - ko - kmin]--;
+                cnt[sp[si].lo - ko - kmin]++;
+                cnt[sp[si].hi - ko - kmin]--;
             }
         }
         int32_t c = 0;
@@ -379,9 +402,9 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
                 FWD_NAME(load_row)(sc.v + j * Dvp, vr, d->v.dtype, Dv, Dvq);
                 sc.vp[j] = sc.v + j * Dvp;
             }
-            sc.kpos[j] = (float)(ko + ix[j]);
         }
-        for (int64_t j = n; j < fwd_round_up(n, VW); j++) sc.kpos[j] = 0.0f;
+        if (d->alibi_slopes)
+            for (int64_t j = 0; j < fwd_round_up(n, VW); j++) sc.kpos[j] = j < n ? (float)(ko + ix[j]) : 0.0f;
         for (int64_t r = 0; r < R; r += FWD_MR) {
             const int mr = R - r < FWD_MR ? (int)(R - r) : FWD_MR;
             for (int64_t c = 0; c < n; c += FWD_NK) {
