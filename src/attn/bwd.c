@@ -20,7 +20,8 @@ typedef struct bwd_job {
     float *drow;          /* [B, Hq, Tq] D = dO.O (softmax) */
     double *dsink_part;   /* [B, Hq] */
     double *dtemp_part;   /* [B, Hkv, nkb, G] */
-    int64_t nkb, nqb, max_spans;
+    uint8_t *map;         /* [Hq][map_stride] bits: tile (qb, kb) of head h has a visible key (tile_live) */
+    int64_t nkb, nqb, max_spans, map_stride;
     heed_ctx *ctx;
 } bwd_job;
 
@@ -80,6 +81,32 @@ static void load_keys(const bwd_job *J, bwd_work *w, int64_t b, int64_t hk, int6
         for (int64_t e = 0; e < D; e++) w->kt[e * KB + jj] = kr[e];
         for (int64_t e = 0; e < Dv; e++) w->vt[e * KB + jj] = vr[e];
         w->krow[jj] = kr;
+    }
+}
+
+/* Masks do not depend on the batch, so one bit per (head, query block, key block) tells every task
+ * which tiles to skip without asking for the spans of each of their rows. */
+static int tile_live(const bwd_job *J, int64_t h, int64_t qb, int64_t kb)
+{
+    const int64_t bit = qb * J->nkb + kb;
+    return J->map[h * J->map_stride + bit / 8] >> (bit % 8) & 1;
+}
+
+/* Map pass, one task per query head: one span query per row over all keys. */
+static void task_map(void *arg, int64_t h, int thread)
+{
+    const bwd_job *J = arg;
+    const heed_attn_desc *d = J->d;
+    bwd_work w;
+    work_carve(&w, heed_scratch(J->ctx, thread), J->a, J->max_spans);
+    uint8_t *map = J->map + h * J->map_stride;
+    for (int64_t t = 0; t < J->a->Tq; t++) {
+        const int64_t ns = heed_mask_row_spans(w.spans, &d->mask, d->q_offset + t, h, d->k_offset, d->k_offset + J->a->Tk);
+        for (int64_t k = 0; k < ns; k++)
+            for (int64_t kb = (w.spans[k].lo - d->k_offset) / KB; kb <= (w.spans[k].hi - 1 - d->k_offset) / KB; kb++) {
+                const int64_t bit = t / KB * J->nkb + kb;
+                map[bit / 8] |= (uint8_t)(1u << (bit % 8));
+            }
     }
 }
 
@@ -178,6 +205,7 @@ static void task_dkdv(void *arg, int64_t task, int thread)
         const int64_t h = hk * a->G + hh;
         double dtemp = 0;
         for (int64_t qb = 0; qb < J->nqb; qb++) {
+            if (!tile_live(J, h, qb, kb)) continue;
             const int64_t t0 = qb * KB, t1 = t0 + KB < a->Tq ? t0 + KB : a->Tq;
             const int64_t n = gather_rows(J, &w, b, h, t0, t1, j0, j0 + m);
             if (n == 0) continue;
@@ -206,6 +234,7 @@ static void task_dq(void *arg, int64_t task, int thread)
     memset(w.dqt, 0, (size_t)(a->D * KB) * sizeof(float));
     double unused = 0; /* pass 1 owns dL/d temp_scale */
     for (int64_t kb = 0; kb < J->nkb; kb++) {
+        if (!tile_live(J, h, qb, kb)) continue;
         const int64_t j0 = kb * KB, m = a->Tk - j0 < KB ? a->Tk - j0 : KB;
         const int64_t n = gather_rows(J, &w, b, h, t0, t1, j0, j0 + m);
         if (n == 0) continue;
@@ -248,17 +277,22 @@ heed_status heed_attn_backward(heed_ctx *ctx, heed_attn_grads *g, const heed_att
     if (J.max_spans < 1) J.max_spans = 1;
     const int64_t nrows = a.B * a.Hq * a.Tq, n1 = a.B * a.Hkv * J.nkb;
     const size_t part_bytes = (size_t)(a.B * a.Hq + n1 * a.G) * sizeof(double);
-    void *mem = heed_alloc(part_bytes + (size_t)nrows * sizeof(float) + 1);
+    J.map_stride = (J.nqb * J.nkb + 7) / 8;
+    const size_t map_bytes = (size_t)(a.Hq * J.map_stride);
+    void *mem = heed_alloc(part_bytes + (size_t)nrows * sizeof(float) + map_bytes + 1);
     if (!mem) return heed_fail(ctx, HEED_ERR_NOMEM, "backward: cannot allocate %lld row sums", (long long)nrows);
     J.dsink_part = mem;
     J.dtemp_part = J.dsink_part + a.B * a.Hq;
     J.drow = (float *)((char *)mem + part_bytes);
+    J.map = (uint8_t *)(J.drow + nrows);
+    memset(J.map, 0, map_bytes);
     bwd_work sizing;
     if ((s = heed_scratch_reserve(ctx, work_carve(&sizing, NULL, &a, J.max_spans))) != HEED_OK) {
         heed_free(mem);
         return s;
     }
     memset(J.dsink_part, 0, (size_t)(a.B * a.Hq) * sizeof(double));
+    heed_parallel(ctx, a.Hq, task_map, &J);
     if (d->norm == HEED_NORM_SOFTMAX) heed_parallel(ctx, a.B * a.Hq, task_rows, &J);
     heed_parallel(ctx, n1, task_dkdv, &J);
     heed_parallel(ctx, a.B * a.Hq * J.nqb, task_dq, &J);
