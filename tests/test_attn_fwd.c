@@ -302,7 +302,7 @@ static void edge_cases(env *e)
         compare(e, &f, &d, with_sink ? "fully masked rows + sink" : "fully masked rows");
     }
     /* logits of magnitude ~1e4 */
-    shape big = {1, 2, 2, 37, 53, 64, 64, HEED_F32, 0, 0, 1000.0f, 1e-4};
+    shape big = {1, 2, 2, 37, 53, 64, 64, HEED_F32, 0, 0, 1e4f, 1e-4};
     heed_attn_desc_init(&d);
     d.mask.kind = HEED_MASK_CAUSAL;
     d.q_offset = 16;
