@@ -335,6 +335,7 @@ static void fast_case(heed_ctx *const *ctx, const cfg *c, t_rng *r, worst *w)
 {
     prob p;
     prob_init(&p, c, HEED_F32, (int)t_int(r, 0, 1), r);
+    if (t_uniform(r) < 0.25) p.sink[0] = -INFINITY; /* a sink logit of -inf adds no mass */
     CHECK_OK(ctx[0], heed_attn_forward_ref(ctx[0], &p.o_t, p.lse, &p.d));
     const int64_t nq = c->B * c->Hq * c->Tq * c->D, nk = c->B * c->Hkv * c->Tk * c->D,
                   nv = c->B * c->Hkv * c->Tk * c->Dv, ntot = nq + nk + nv, pad = 3;

@@ -121,7 +121,7 @@ heed_status heed_attn_backward_ref(heed_ctx *ctx, heed_attn_grads *g, const heed
                     if (s[j] == -INFINITY) vis[j] = 0; /* a -inf bias hides the key as the mask does */
                     else if (s[j] > mx) mx = s[j];
                 }
-                double z = has_sink ? exp(sink - mx) : 0.0;
+                double z = mx > -INFINITY ? exp(sink - mx) : 0.0; /* sink = -inf: no sink mass */
                 if (softmax)
                     for (int64_t j = 0; j < Tk; j++)
                         if (vis[j]) z += exp(s[j] - mx);
