@@ -276,8 +276,10 @@ def main():
         rng = random.Random(kind)
         seqs = [[rng.randrange(n) for _ in range(rng.randrange(1, 12))] for _ in range(40)]
         golden = {"tokenizers_version": tokenizers.__version__, "vocab_size": n, "cases": cases,
-                  "single_ids": [tok.decode([i], skip_special_tokens=False) for i in range(n)],
-                  "id_seqs": [{"ids": s, "decoded": tok.decode(s, skip_special_tokens=False)} for s in seqs]}
+                  # hex of the UTF-8 bytes: single tokens decode to NUL and other bytes a JSON reader may mangle
+                  "single_ids_hex": [tok.decode([i], skip_special_tokens=False).encode().hex() for i in range(n)],
+                  "id_seqs": [{"ids": s, "decoded_hex": tok.decode(s, skip_special_tokens=False).encode().hex()}
+                              for s in seqs]}
         with open(os.path.join(d, "golden.json"), "w") as f:
             json.dump(golden, f, ensure_ascii=False, indent=0)
             f.write("\n")
