@@ -15,13 +15,6 @@ heed_status attn_bwd_check(heed_ctx *ctx, attn_dims *a, const heed_attn_grads *g
 /* Keys per tile; also the query rows per tile. */
 #define ATTN_BWD_KB 64
 
-/* Dense products on one tile of n query rows by m keys (m <= KB = ATTN_BWD_KB), all f32, row-major:
- *   mm_nt: c[r][j] = sum_d a[r][d] * bt[d][j]        c [n][KB], a [n] rows of D, bt [D][KB]
- *   mm_tn: ct[d][j] += sum_r a[r][d] * p[r][j]       ct [D][KB], a [n] rows of D, p [n][KB]
- * bt and p are zero in columns m..KB-1, so the loops over a tile row run a fixed KB times and the
- * compiler keeps the row in vector registers. Rows of a are reached through row pointers, so a tile
- * works on just its visible query rows, or on key rows in place, without copying them.
- * dQ is mm_tn too: dQ^T [D][rows] += sum_j K[j] (x) dS^T[j] over the key rows j. */
 /* What the score steps of one query row need (attn_bwd_kernels.row). */
 typedef struct attn_bwd_row {
     float scale, tf, cap, slope; /* tf = 1 + temp_scale[h] log(i + 1) */
@@ -30,6 +23,13 @@ typedef struct attn_bwd_row {
     int softmax;
 } attn_bwd_row;
 
+/* Dense products on one tile of n query rows by m keys (m <= KB = ATTN_BWD_KB), all f32, row-major:
+ *   mm_nt: c[r][j] = sum_d a[r][d] * bt[d][j]        c [n][KB], a [n] rows of D, bt [D][KB]
+ *   mm_tn: ct[d][j] += sum_r a[r][d] * p[r][j]       ct [D][KB], a [n] rows of D, p [n][KB]
+ * bt and p are zero in columns m..KB-1, so the loops over a tile row run a fixed KB times and the
+ * compiler keeps the row in vector registers. Rows of a are reached through row pointers, so a tile
+ * works on just its visible query rows, or on key rows in place, without copying them.
+ * dQ is mm_tn too: dQ^T [D][rows] += sum_j K[j] (x) dS^T[j] over the key rows j. */
 typedef struct attn_bwd_kernels {
     void (*mm_nt)(float *c, const float *const *a, const float *bt, int64_t n, int64_t D);
     void (*mm_tn)(float *ct, const float *const *a, const float *p, int64_t n, int64_t D);
