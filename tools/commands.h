@@ -3,5 +3,6 @@
 #define HEED_TOOLS_COMMANDS_H
 
 int cmd_bench(int argc, char **argv); /* heed bench attn ... (tools/bench_attn.c) */
+int cmd_tokenize(int argc, char **argv); /* heed tokenize / heed detokenize (tools/tokenize.c) */
 
 #endif
