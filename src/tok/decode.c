@@ -29,25 +29,17 @@ static void fuse(tlist *L, const tbuf *joined)
     L->n = 1;
 }
 
+/* The inverse of the GPT-2 byte-to-character map (encode.c), or -1 for a character outside it. */
 static int char_byte(uint32_t c)
 {
     if ((c >= '!' && c <= '~') || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE && c <= 0xFF)) return (int)c;
-    if (c < 256 || c >= 256 + 68) return -1;
-    int n = 0; /* the (c - 256)-th byte that is not printable */
-    for (int b = 0; b < 256; b++)
-        if (!((b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)) && n++ == (int)(c - 256))
-            return b;
-    return -1;
+    if (c >= 256 && c <= 288) return (int)(c - 256);
+    if (c >= 289 && c <= 322) return (int)(c - 289 + 127);
+    return c == 323 ? 173 : -1;
 }
 
 static void dec_bytelevel(tlist *L)
 {
-    static int cb[256 + 68];
-    static int ready;
-    if (!ready) {
-        for (uint32_t c = 0; c < 256 + 68; c++) cb[c] = char_byte(c);
-        ready = 1;
-    }
     tbuf bytes = {0}, out = {0};
     for (size_t i = 0; i < L->n; i++) {
         const char *s = L->t[i].p;
@@ -55,7 +47,7 @@ static void dec_bytelevel(tlist *L)
         int ok = 1;
         for (size_t j = 0; j < n && ok; j += k) {
             uint32_t c = cp_at(s + j, n - j, &k);
-            int b = c < 256 + 68 ? cb[c] : -1;
+            int b = char_byte(c);
             if (b < 0) ok = 0;
             else {
                 char ch = (char)b;

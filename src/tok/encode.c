@@ -403,23 +403,19 @@ static void split_pieces(enc *E, const pcre2_code *re, char_pred pred, const tno
     swap_lists(E);
 }
 
-/* The GPT-2 byte-to-character table: printable bytes map to themselves, the others to U+0100.. */
-static uint32_t byte_char(int b)
+/* The GPT-2 byte-to-character map: printable bytes stand for themselves; the 68 others (0-32,
+ * 127-160, 173), in order, become U+0100 onwards. */
+static uint32_t byte_char(unsigned b)
 {
-    if ((b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)) return (uint32_t)b;
-    int n = 0;
-    for (int i = 0; i < b; i++)
-        if (!((i >= '!' && i <= '~') || (i >= 0xA1 && i <= 0xAC) || (i >= 0xAE && i <= 0xFF))) n++;
-    return 256u + (uint32_t)n;
+    if (b <= 32) return 256 + b;
+    if (b >= 127 && b <= 160) return 256 + 33 + (b - 127);
+    return b == 173 ? 323 : b;
 }
 
 /* Rewrites each text piece into new arena text: ByteLevel maps every byte to its character; Metaspace
  * turns spaces into the replacement and prepends one as its prepend_scheme says. */
 static void transform_pieces(enc *E, const tnode *nd)
 {
-    static uint32_t bc[256];
-    if (!bc[0])
-        for (int b = 255; b >= 0; b--) bc[b] = byte_char(b);
     for (size_t pi = 0; pi < E->a.n; pi++) {
         piece pc = E->a.p[pi];
         if (pc.id >= 0) {
@@ -433,7 +429,7 @@ static void transform_pieces(enc *E, const tnode *nd)
         const char *s = E->arena.p + pc.off;
         size_t n = pc.len, off = E->arena.n;
         if (nd->type == P_BYTELEVEL) {
-            for (size_t i = 0; i < n; i++) tb_putc(&E->arena, bc[(unsigned char)s[i]]);
+            for (size_t i = 0; i < n; i++) tb_putc(&E->arena, byte_char((unsigned char)s[i]));
         } else { /* Metaspace: spaces become the replacement, then the prepend scheme */
             int starts = n >= nd->n1 && !memcmp(s, nd->s1, nd->n1);
             int first_space = n > 0 && s[0] == ' ';
@@ -681,7 +677,7 @@ static void post_process(enc *E, const tnode *nd, size_t from)
         E->oom = 1;
         return;
     }
-    memcpy(seq, E->ids + from, n * sizeof *seq);
+    if (n) memcpy(seq, E->ids + from, n * sizeof *seq);
     E->n_ids = from;
     if (nd->type == Q_BERT) {
         push_id(E, nd->i1);
