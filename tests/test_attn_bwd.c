@@ -15,6 +15,7 @@ typedef struct cfg {
     heed_mask mask;
     heed_norm norm;
     int mods;
+    int bias_full; /* bias [B, Hq, Tq, Tk] instead of [1, Hq, Tq, Tk]; with 2: [B, 1, Tq, Tk] */
 } cfg;
 
 /* One problem: inputs in f64 or f32 (contiguous, except q which may be stored [B, Tq, Hq, D]). */
@@ -22,7 +23,7 @@ typedef struct prob {
     cfg c;
     heed_dtype dt;
     void *q, *k, *v, *o, *d_o;   /* [B,Hq,Tq,D], [B,Hkv,Tk,D], [B,Hkv,Tk,Dv], [B,Hq,Tq,Dv] x2 */
-    float *bias;                 /* [1, Hq, Tq, Tk] */
+    float *bias;                 /* [B|1, Hq|1, Tq, Tk] */
     float *lse;                  /* [B, Hq, Tq] */
     float temp[8], alibi[8], sink[8], temp0[8];
     heed_tensor bias_t, o_t, d_o_t;
@@ -51,12 +52,14 @@ static void prob_init(prob *p, const cfg *c, heed_dtype dt, int q_bthd, t_rng *r
     p->o = malloc((size_t)(nq * c->Dv) * es + 1);
     p->d_o = malloc((size_t)(nq * c->Dv) * es + 1);
     p->lse = malloc((size_t)nq * sizeof(float) + 1);
-    p->bias = malloc((size_t)(c->Hq * c->Tq * c->Tk) * sizeof(float) + 1);
+    const int64_t bias_b = c->bias_full ? c->B : 1, bias_h = c->bias_full == 2 ? 1 : c->Hq;
+    const int64_t nbias = bias_b * bias_h * c->Tq * c->Tk;
+    p->bias = malloc((size_t)nbias * sizeof(float) + 1);
     fill(r, p->q, dt, nq * c->D, 1.0);
     fill(r, p->k, dt, nk * c->D, 1.0);
     fill(r, p->v, dt, nk * c->Dv, 1.0);
     fill(r, p->d_o, dt, nq * c->Dv, 1.0);
-    for (int64_t i = 0; i < c->Hq * c->Tq * c->Tk; i++)
+    for (int64_t i = 0; i < nbias; i++)
         p->bias[i] = t_uniform(r) < 0.1 ? -INFINITY : 0.5f * t_normal(r);
     for (int h = 0; h < 8; h++) {
         p->temp[h] = 0.1f + 0.3f * (float)t_uniform(r);
@@ -77,13 +80,13 @@ static void prob_init(prob *p, const cfg *c, heed_dtype dt, int q_bthd, t_rng *r
     d->k_offset = c->k_off;
     d->mask = c->mask;
     d->norm = c->norm;
-    if (c->mods & M_SCALE) d->scale = 0.7f;
+    if (c->mods & M_SCALE) d->scale = 0.7f / sqrtf((float)c->D); /* not the default, logits as large */
     if (c->mods & M_CAP) d->softcap = 2.0f;
     if (c->mods & M_TEMP) d->temp_scale = p->temp;
     if (c->mods & M_ALIBI) d->alibi_slopes = p->alibi;
     if (c->mods & M_SINK) d->sink_logit = p->sink;
     if (c->mods & M_BIAS) {
-        p->bias_t = heed_tensor_4d(p->bias, HEED_F32, 1, c->Hq, c->Tq, c->Tk);
+        p->bias_t = heed_tensor_4d(p->bias, HEED_F32, bias_b, bias_h, c->Tq, c->Tk);
         d->bias = &p->bias_t;
     }
     p->o_t = heed_tensor_4d(p->o, dt, c->B, c->Hq, c->Tq, c->Dv);
@@ -133,11 +136,11 @@ static void fd_f64(heed_ctx *ctx, prob *p, double *num, double *x, int64_t n)
     }
 }
 
-/* The same for an f32 parameter array: a step of 2^-9 is exact in f32 for |x| < 2^14, and the
- * difference is divided by the step that was really taken. */
+/* The same for an f32 parameter array. The loss is f64, so the step can be small; x +- 2^-14 is exact
+ * in f32 for |x| < 2^9, and the difference is divided by the step that was really taken anyway. */
 static void fd_f32(heed_ctx *ctx, prob *p, double *num, float *x, int64_t n)
 {
-    const float h = 1.0f / 512;
+    const float h = 1.0f / 16384;
     for (int64_t i = 0; i < n; i++) {
         const float x0 = x[i], xp = x0 + h, xm = x0 - h;
         x[i] = xp;
@@ -180,13 +183,13 @@ static void fd_case(heed_ctx *ctx, const cfg *c, t_rng *r, double *worst_qkv, do
     fd_f32(ctx, &p, n8, (float *)p.d.temp_scale, c->Hq);
     for (int64_t h = 0; h < c->Hq; h++) a8[h] = dtemp[h];
     double e = rel_err(a8, n8, c->Hq);
-    CHECK(e < 1e-4, "%s: d_temp_scale relative error %.3g", c->name, e);
+    CHECK(e < 1e-5, "%s: d_temp_scale relative error %.3g", c->name, e);
     if (e > *worst_par) *worst_par = e;
     if (c->mods & M_SINK) {
         fd_f32(ctx, &p, n8, p.sink, c->Hq);
         for (int64_t h = 0; h < c->Hq; h++) a8[h] = dsink[h];
         e = rel_err(a8, n8, c->Hq);
-        CHECK(e < 1e-4, "%s: d_sink_logit relative error %.3g", c->name, e);
+        CHECK(e < 1e-5, "%s: d_sink_logit relative error %.3g", c->name, e);
         if (e > *worst_par) *worst_par = e;
     } else {
         for (int64_t h = 0; h < c->Hq; h++) CHECK(dsink[h] == 0.0f, "%s: d_sink_logit without a sink", c->name);
@@ -211,7 +214,7 @@ static void test_finite_differences(heed_ctx *ctx)
     int n = 0;
     /* B = 2 so gradients of sink and temperature sum over the batch; Hq = 2 over Hkv = 1 is GQA;
      * Dv != D catches mixed-up dimensions. */
-    const cfg proto = {"", 2, 2, 1, 7, 7, 5, 4, 0, 0, mk(HEED_MASK_NONE), HEED_NORM_SOFTMAX, 0};
+    const cfg proto = {"", 2, 2, 1, 7, 7, 5, 4, 0, 0, mk(HEED_MASK_NONE), HEED_NORM_SOFTMAX, 0, 0};
     cfg c = proto;
     c.name = "none"; base[n++] = c;
     c = proto; c.name = "causal, decode chunk"; c.Tq = 4; c.Tk = 9; c.q_off = 5; c.mask = mk(HEED_MASK_CAUSAL);
@@ -253,7 +256,7 @@ static void test_finite_differences(heed_ctx *ctx)
         }
     }
     printf("finite differences: %d cases, worst relative error dq/dk/dv %.3g (bound 1e-6), "
-           "d_sink/d_temp %.3g (bound 1e-4)\n", cases, worst_qkv, worst_par);
+           "d_sink/d_temp %.3g (bound 1e-5)\n", cases, worst_qkv, worst_par);
 }
 
 /* A random mask of the given kind that heed_mask_check accepts for the shape in *c (which it may
@@ -367,14 +370,16 @@ static void fast_case(heed_ctx *const *ctx, const cfg *c, t_rng *r, worst *w)
           "%s: 1 and 2 threads differ", c->name);
     const char *part[3] = {"dq", "dk", "dv"};
     const int64_t off[4] = {0, nq, nq + nk, ntot};
+    /* Max errors are relative to the largest reference gradient of the problem: dq and dk can cancel
+     * to exactly 0 in f64 (a softmax row with one key: dS = P (dP - D) = 0) where f32 leaves noise. */
+    double ref_max = 1e-30;
+    for (int64_t e = 0; e < ntot; e++) ref_max = fmax(ref_max, fabs(g[0][e]));
     for (int f = 1; f <= 3; f += 2)
         for (int i = 0; i < 3; i++) {
             const int64_t n = off[i + 1] - off[i];
             const double nmse = t_nmse(g[f] + off[i], g[0] + off[i], n), mx = t_max_abs(g[f] + off[i], g[0] + off[i], n);
-            double ref_max = 0;
-            for (int64_t e = 0; e < n; e++) ref_max = fmax(ref_max, fabs(g[0][off[i] + e]));
-            const double rel = mx / fmax(ref_max, 1e-6);
-            CHECK(nmse < 1e-9 && rel < 1e-4, "%s (%s): %s nmse %.3g, max abs %.3g (ref max %.3g)", c->name,
+            const double rel = mx / ref_max;
+            CHECK(nmse < 1e-9 && rel < 1e-4, "%s (%s): %s nmse %.3g, max abs %.3g (largest ref gradient %.3g)", c->name,
                   f == 1 ? "best ISA" : "scalar", part[i], nmse, mx, ref_max);
             w->nmse = fmax(w->nmse, nmse);
             w->rel = fmax(w->rel, rel);
@@ -388,7 +393,8 @@ static void fast_case(heed_ctx *const *ctx, const cfg *c, t_rng *r, worst *w)
         for (int k = 0; k < 4; k++) {
             const double a = par[1 + 2 * (k / 2)][h + 8 * (k % 2)], b = par[0][h + 8 * (k % 2)];
             const double rel = fabs(a - b) / fmax(1.0, fabs(b));
-            /* a sum over every visible (row, key) pair of terms with f32 rounding in dP - D */
+            /* d_temp sums ds * s0 * log(i + 1) over every visible (row, key) pair, terms that cancel; the
+             * f32 scores (ALiBi and temperature make |s| ~ 40) leave ~1e-4 of that, a bug gives O(1) */
             CHECK(rel < 1e-3, "%s: %s[%lld] fast %.7g ref %.7g (mask %d, norm %d, mods %d)", c->name,
                   k % 2 ? "d_temp" : "d_sink", (long long)h, a, b, (int)c->mask.kind, (int)c->norm, c->mods);
             w->par = fmax(w->par, rel);
@@ -421,12 +427,13 @@ static void test_fast_vs_ref(heed_ctx *const *ctx)
         c.norm = t_uniform(&r) < 0.3 ? HEED_NORM_SIGMOID : HEED_NORM_SOFTMAX;
         c.mods = (int)t_int(&r, 0, 63);
         if (c.norm == HEED_NORM_SIGMOID) c.mods &= ~M_SINK;
+        c.bias_full = (int)t_int(&r, 0, 2);
         fast_case(ctx, &c, &r, &w);
     }
     /* one larger causal case: many tiles on both axes, partial diagonal tiles */
-    cfg c = {"causal 300", 1, 4, 2, 300, 300, 64, 64, 0, 0, mk(HEED_MASK_CAUSAL), HEED_NORM_SOFTMAX, M_SINK | M_TEMP};
+    cfg c = {"causal 300", 1, 4, 2, 300, 300, 64, 64, 0, 0, mk(HEED_MASK_CAUSAL), HEED_NORM_SOFTMAX, M_SINK | M_TEMP, 0};
     fast_case(ctx, &c, &r, &w);
-    printf("fast vs reference: %d cases, worst nmse %.3g (bound 1e-9), max abs / max |ref| %.3g (bound 1e-4), "
+    printf("fast vs reference: %d cases, worst nmse %.3g (bound 1e-9), max abs / largest |ref| %.3g (bound 1e-4), "
            "d_sink/d_temp %.3g (bound 1e-3 of max(1, |ref|))\n", n_cases + 1, w.nmse, w.rel, w.par);
 }
 
@@ -436,7 +443,7 @@ static void test_large_logits(heed_ctx *ctx)
 {
     t_rng r = {99};
     for (int norm = 0; norm < 2; norm++) {
-        cfg c = {"large logits", 1, 2, 1, 70, 70, 16, 16, 0, 0, mk(HEED_MASK_CAUSAL), (heed_norm)norm, M_BIAS};
+        cfg c = {"large logits", 1, 2, 1, 70, 70, 16, 16, 0, 0, mk(HEED_MASK_CAUSAL), (heed_norm)norm, M_BIAS, 0};
         prob p;
         prob_init(&p, &c, HEED_F32, 0, &r);
         for (int64_t i = 0; i < c.B * c.Hq * c.Tq * c.D; i++) ((float *)p.q)[i] *= 2500.0f;
@@ -468,7 +475,7 @@ static void test_large_logits(heed_ctx *ctx)
 static void test_errors(heed_ctx *ctx)
 {
     t_rng r = {7};
-    cfg c = {"errors", 1, 2, 1, 5, 6, 4, 4, 0, 0, mk(HEED_MASK_CAUSAL), HEED_NORM_SOFTMAX, 0};
+    cfg c = {"errors", 1, 2, 1, 5, 6, 4, 4, 0, 0, mk(HEED_MASK_CAUSAL), HEED_NORM_SOFTMAX, 0, 0};
     prob p;
     prob_init(&p, &c, HEED_F32, 0, &r);
     CHECK_OK(ctx, heed_attn_forward_ref(ctx, &p.o_t, p.lse, &p.d));
