@@ -245,7 +245,8 @@ static void random_case(env *e, int idx)
     }
     char what[256];
     snprintf(what, sizeof what,
-             "case %d: mask %d B=%lld Hq=%lld Hkv=%lld Tq=%lld Tk=%lld D=%lld Dv=%lld kv=%s qoff=%lld koff=%lld%s%s%s%s%s%s",
+             "case %d: mask %d B=%lld Hq=%lld Hkv=%lld Tq=%lld Tk=%lld D=%lld Dv=%lld kv=%s qoff=%lld koff=%lld"
+             "%s%s%s%s%s%s",
              idx, (int)kind, (long long)s.B, (long long)s.Hq, (long long)s.Hkv, (long long)s.Tq, (long long)s.Tk,
              (long long)s.D, (long long)s.Dv, heed_dtype_name(s.kv), (long long)d.q_offset, (long long)d.k_offset,
              d.softcap > 0 ? " softcap" : "", d.temp_scale ? " temp" : "", d.alibi_slopes ? " alibi" : "",
@@ -283,7 +284,7 @@ static void decode_cases(env *e)
 static void edge_cases(env *e)
 {
     heed_attn_desc d;
-    float sink[4] = {0.5f, -1, 2, 0};
+    float sink[4] = {0.5f, -1, -INFINITY, 0}; /* a sink of -inf on a row that sees nothing: no mass */
     /* a window wider than Tk, Tq = 1 */
     shape s = {1, 2, 1, 1, 9, 16, 16, HEED_F16, 0, 0, 1.0f, 1e-9};
     heed_attn_desc_init(&d);

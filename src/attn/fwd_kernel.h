@@ -444,9 +444,11 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
             lse = logf(l);
         } else if (d->sink_logit && p->n_split == 1) {
             const float sk = d->sink_logit[rw->h], mm = m > sk ? m : sk;
-            const float e = expf(m - mm), L = l * e + expf(sk - mm);
-            c = e / L;
-            lse = mm + logf(L);
+            /* no key and a sink of -inf: no mass at all (O = 0, lse = -inf), not 0/0 */
+            const float e = mm == -INFINITY ? 0.0f : expf(m - mm);
+            const float L = l * e + (mm == -INFINITY ? 0.0f : expf(sk - mm));
+            c = L > 0 ? e / L : 0.0f;
+            lse = L > 0 ? mm + logf(L) : -INFINITY;
         } else {
             c = l > 0 ? 1.0f / l : 0.0f;
             lse = l > 0 ? m + logf(l) : -INFINITY;
