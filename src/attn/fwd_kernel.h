@@ -6,7 +6,8 @@
 
 #include "attn/attn.h"
 
-/* Keys per block: a block's K and V rows (f32, D = 128) stay in L1 while every query row uses them. */
+/* Keys per block: a block's K and V rows as f32 (16 KB each at D = 128) stay in L1/L2 while every
+ * query row of the tile uses them. */
 #define FWD_KB 32
 /* Query rows (all heads of a GQA group together) aimed for per tile. */
 #define FWD_ROWS 64
@@ -177,8 +178,9 @@ FWD_INLINE void FWD_NAME(pv_tile)(float *o, int64_t ldo, const float *alpha, con
         FWD_UNROLL8 for (int c = 0; c < nv; c++) vstore(o + r * ldo + x0 + c * VW, acc[r][c]);
 }
 
-/* Every (dtype, rows, columns) shape of a microkernel the instruction set's blocking can ask for,
- * as a switch on kt * 64 + a * 8 + b. */
+/* Every (dtype, rows, columns) shape of a microkernel the instruction set's blocking can ask for, as
+ * a switch (dot: kt * 64 + rows * 8 + keys; pv: kt * 128 + rows * 16 + vectors); shapes beyond
+ * the blocking compile to nothing. */
 #define FWD_CASE4(F, T, A) F(T, A, 1) F(T, A, 2) F(T, A, 3) F(T, A, 4)
 #define FWD_CASE8(F, T, A) FWD_CASE4(F, T, A) F(T, A, 5) F(T, A, 6) F(T, A, 7) F(T, A, 8)
 #define FWD_CASES(F, T) FWD_CASE4(F, T, 1) FWD_CASE4(F, T, 2) FWD_CASE4(F, T, 3) FWD_CASE4(F, T, 4)
