@@ -15,13 +15,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!ctx && heed_ctx_create(&ctx, 1) != HEED_OK) return 0;
     heed_tokenizer *tok = NULL;
     if (heed_tokenizer_parse(ctx, &tok, (const char *)data, size, "fuzz.json") != HEED_OK) return 0;
-    for (int special = 0; special < 2; special++) {
+    for (unsigned flags = 0; flags < 8; flags += 3) { /* 0, SPECIAL | NO_TRUNCATE, NO_PAD | ... */
         int32_t *ids = NULL;
         int64_t n = 0;
-        if (heed_tokenize(ctx, &ids, &n, tok, text, sizeof text - 1, special) == HEED_OK) {
+        if (heed_tokenize(ctx, &ids, &n, tok, text, sizeof text - 1, flags) == HEED_OK) {
             char *out = NULL;
             size_t len = 0;
-            if (heed_detokenize(ctx, &out, &len, tok, ids, n, special) == HEED_OK) free(out);
+            if (heed_detokenize(ctx, &out, &len, tok, ids, n, (int)(flags & 1)) == HEED_OK) free(out);
             free(ids);
         }
     }

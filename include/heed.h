@@ -503,11 +503,17 @@ const char *heed_tokenizer_token(const heed_tokenizer *tok, int64_t id);
 /* 1 when id is a special added token, else 0. */
 int heed_tokenizer_is_special(const heed_tokenizer *tok, int64_t id);
 
-/* Encodes text [len] (UTF-8; invalid UTF-8 is an error) as `encode(text, add_special_tokens)` does:
- * add_special != 0 runs the post-processor's template (BOS, CLS/SEP, ...). On success *ids [*n_ids] is
- * allocated with malloc (free it with free(); an empty result is a valid non-NULL pointer). */
+/* heed_tokenize flags. HEED_TOK_SPECIAL: add the post-processor's special tokens (BOS, CLS/SEP, ...), as
+ * `encode(text)` does by default. The truncation and padding that tokenizer.json may set are applied as
+ * `encode` applies them unless HEED_TOK_NO_TRUNCATE / HEED_TOK_NO_PAD (a model runtime wants neither). */
+#define HEED_TOK_SPECIAL 1u
+#define HEED_TOK_NO_TRUNCATE 2u
+#define HEED_TOK_NO_PAD 4u
+/* Encodes text [len] (UTF-8; invalid UTF-8 is an error) as `encode(text, add_special_tokens)` does.
+ * On success *ids [*n_ids] is allocated with malloc (free it with free(); an empty result is a valid
+ * non-NULL pointer). */
 heed_status heed_tokenize(heed_ctx *ctx, int32_t **ids, int64_t *n_ids, const heed_tokenizer *tok,
-                          const char *text, size_t len, int add_special);
+                          const char *text, size_t len, unsigned flags);
 /* Decodes ids [n_ids] as `decode(ids, skip_special_tokens)` does. On success *text [*len] is allocated
  * with malloc and NUL-terminated (free it with free()). An id that names no token is an error. */
 heed_status heed_detokenize(heed_ctx *ctx, char **text, size_t *len, const heed_tokenizer *tok,

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-static const char *kinds[] = {"gpt2",    "llama3", "qwen2",      "llama2",        "mistral",
-                              "bert",    "bert-cased", "roberta", "whitespace-bpe"};
+static const char *kinds[] = {"gpt2", "llama3", "qwen2", "llama2", "mistral", "bert", "bert-cased", "roberta",
+                              "whitespace-bpe", "bert-trunc", "gpt2-left"};
 
 static char *read_all(const char *path, size_t *n)
 {
@@ -104,7 +104,7 @@ static void test_kind(heed_ctx *ctx, const char *data, const char *kind)
         for (int sp = 1; sp >= 0; sp--) {
             int32_t *ids = NULL;
             int64_t m = 0;
-            CHECK_OK(ctx, heed_tokenize(ctx, &ids, &m, tok, text, strlen(text), sp));
+            CHECK_OK(ctx, heed_tokenize(ctx, &ids, &m, tok, text, strlen(text), sp ? HEED_TOK_SPECIAL : 0));
             int ok = ids && same_ids(ids, m, cJSON_GetObjectItem(c, sp ? "ids" : "ids_no_special"), kind,
                                      sp ? "encode" : "encode(no special)", text);
             CHECK(ok, "%s: encoding of \"%s\" (add_special=%d) differs from tokenizers", kind, text, sp);
@@ -175,7 +175,7 @@ static void test_errors(heed_ctx *ctx, const char *data)
     CHECK(s == HEED_ERR_INVALID && strstr(heed_ctx_error(ctx), "-5"), "negative id: %s", heed_ctx_error(ctx));
     int32_t *ids = NULL;
     int64_t n = 0;
-    s = heed_tokenize(ctx, &ids, &n, tok, "ab\xff", 3, 1);
+    s = heed_tokenize(ctx, &ids, &n, tok, "ab\xff", 3, HEED_TOK_SPECIAL);
     CHECK(s == HEED_ERR_INVALID && ids == NULL && strstr(heed_ctx_error(ctx), "UTF-8 at byte 2"), "invalid UTF-8: %s",
           heed_ctx_error(ctx));
     CHECK(heed_tokenizer_token_id(tok, "<|eot_id|>") == 4, "token id of <|eot_id|>");
@@ -261,6 +261,71 @@ static void test_speed(heed_ctx *ctx, const char *data)
     free(text);
 }
 
+/* A vocabulary of the size of real ones (150k tokens, 150k merges: every 2-4 letter string over a-z
+ * up to that count, each merged from its prefix and last letter): load time, and one 200 kB piece
+ * without pre-tokenizer, whose tokens must spell the input back (BPE with a heap is n log n). */
+static void test_large(heed_ctx *ctx)
+{
+    enum { N_TOK = 150000, N_TEXT = 200000 };
+    size_t cap = (size_t)N_TOK * 32 + 1024, n = 0;
+    char *js = malloc(cap), tok4[5] = {0};
+    n += (size_t)snprintf(js + n, cap - n, "{\"model\": {\"type\": \"BPE\", \"vocab\": {");
+    int count = 0;
+    for (int len = 1; len <= 4 && count < N_TOK; len++) {
+        long total = 1;
+        for (int i = 0; i < len; i++) total *= 26;
+        for (long k = 0; k < total && count < N_TOK; k++, count++) {
+            long x = k;
+            for (int i = len - 1; i >= 0; i--) tok4[i] = (char)('a' + x % 26), x /= 26;
+            tok4[len] = 0;
+            n += (size_t)snprintf(js + n, cap - n, "%s\"%s\": %d", count ? ", " : "", tok4, count);
+        }
+    }
+    n += (size_t)snprintf(js + n, cap - n, "}, \"merges\": [");
+    count = 0;
+    for (int len = 2; len <= 4 && count < N_TOK - 26; len++) {
+        long total = 1;
+        for (int i = 0; i < len; i++) total *= 26;
+        for (long k = 0; k < total && count < N_TOK - 26; k++, count++) {
+            long x = k;
+            for (int i = len - 1; i >= 0; i--) tok4[i] = (char)('a' + x % 26), x /= 26;
+            n += (size_t)snprintf(js + n, cap - n, "%s\"%.*s %c\"", count ? ", " : "", len - 1, tok4, tok4[len - 1]);
+        }
+    }
+    n += (size_t)snprintf(js + n, cap - n, "]}}");
+    heed_tokenizer *tok = NULL;
+    struct timespec t0, t1, t2;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK_OK(ctx, heed_tokenizer_parse(ctx, &tok, js, n, "large.json"));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    free(js);
+    if (!tok) return;
+    char *text = malloc(N_TEXT + 1);
+    t_rng r = {42};
+    for (int i = 0; i < N_TEXT; i++) text[i] = (char)('a' + t_int(&r, 0, 25));
+    int32_t *ids = NULL;
+    int64_t m = 0;
+    CHECK_OK(ctx, heed_tokenize(ctx, &ids, &m, tok, text, N_TEXT, 0));
+    clock_gettime(CLOCK_MONOTONIC, &t2);
+    size_t pos = 0;
+    int ok = ids != NULL;
+    for (int64_t i = 0; ok && i < m; i++) {
+        const char *t = heed_tokenizer_token(tok, ids[i]);
+        size_t l = t ? strlen(t) : 0;
+        ok = t && l >= 1 && l <= 4 && pos + l <= N_TEXT && !memcmp(text + pos, t, l);
+        pos += l;
+    }
+    CHECK(ok && pos == N_TEXT, "large vocabulary: the tokens do not spell the input back");
+    double tl = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    double te = (double)(t2.tv_sec - t1.tv_sec) + 1e-9 * (double)(t2.tv_nsec - t1.tv_nsec);
+    printf("large vocabulary: %lld ids, %d merges loaded in %.3f s; one %d-byte piece -> %lld tokens in %.3f s\n",
+           (long long)heed_tokenizer_n_ids(tok), count, tl, N_TEXT, (long long)m, te);
+    CHECK(tl < 10.0 && te < 10.0, "large vocabulary: load %.1f s, encode %.1f s", tl, te);
+    free(ids);
+    free(text);
+    heed_tokenizer_free(tok);
+}
+
 int main(void)
 {
     const char *data = getenv("HEED_TEST_DATA");
@@ -270,6 +335,7 @@ int main(void)
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) test_kind(ctx, data, kinds[i]);
     test_errors(ctx, data);
     test_speed(ctx, data);
+    test_large(ctx);
     heed_ctx_free(ctx);
     return t_done("test_tokenizer");
 }

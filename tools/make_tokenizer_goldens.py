@@ -58,6 +58,12 @@ TESTS = [
     "def f(x):\n    return x ** 2  # square\n",
     "Mixed: ABC abc 123 !!! ??? ... --- ___",
     "\t\t\n\n  \n",
+    # Unicode corners: NEL and other White_Space, zero-width and soft hyphen (Cf), title case, ligature,
+    # Angstrom sign (NFC to U+00C5), conjoining jamo (NFC composes them), dotted capital I, final sigma.
+    "a\u0085b c\u00a0d e\u3000f g\u2009h",
+    "zero\u200bwidth soft\u00adhyphen \u01c5ungla \ufb01ne \u212b \u1112\u1161\u11ab",
+    "\u0130stanbul \u03a3\u0391\u03a3 \u1e9e \u00df",
+    "x\u0300\u0323 \u0041\u030a\u0301 q\u0307\u0323",
 ]
 
 random.seed(1234)
@@ -249,10 +255,22 @@ def whitespace_bpe():
     return tok, ["[UNK]", "ﬁ ﬂ ① ²"], {}
 
 
+def with_trunc_pad(made, trunc, pad):
+    """Truncation and padding, which tokenizers' encode applies to a single sequence too."""
+    tok, extra, cfg = made
+    tok.enable_truncation(**trunc)
+    tok.enable_padding(**pad)
+    return tok, extra, cfg
+
+
 KINDS = {
     "gpt2": gpt2, "llama3": llama3, "qwen2": qwen2, "llama2": lambda: sentencepiece("llama2"),
     "mistral": lambda: sentencepiece("mistral"), "bert": bert, "bert-cased": bert_cased, "roberta": roberta,
     "whitespace-bpe": whitespace_bpe,
+    "bert-trunc": lambda: with_trunc_pad(bert(), dict(max_length=16, strategy="only_first"),
+                                         dict(length=20, pad_id=0, pad_token="[PAD]")),
+    "gpt2-left": lambda: with_trunc_pad(gpt2(), dict(max_length=10, direction="left"),
+                                        dict(direction="left", pad_to_multiple_of=8, pad_id=0, pad_token="<|endoftext|>")),
 }
 
 

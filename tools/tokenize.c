@@ -16,7 +16,8 @@ static int usage(const char *cmd, FILE *f, int rc)
         fprintf(f, "usage: heed tokenize -m MODEL [--no-special] < text\n"
                    "  Encodes stdin (raw UTF-8 bytes) with MODEL/tokenizer.json (MODEL: a directory or the file)\n"
                    "  and prints one JSON array of ids. Special tokens (BOS, CLS/SEP, ...) are added as\n"
-                   "  tokenizer.json's post-processor says, as Hugging Face `encode` does; --no-special omits them.\n");
+                   "  tokenizer.json's post-processor says, as Hugging Face `encode` does; --no-special omits them.\n"
+                   "  Truncation and padding set in tokenizer.json apply, as in `encode`.\n");
     else
         fprintf(f, "usage: heed detokenize -m MODEL --ids 1,2,3 [--skip-special]\n"
                    "  Prints the decoded text exactly (no newline added). --skip-special drops special tokens.\n");
@@ -62,7 +63,7 @@ static void check_config(heed_ctx *ctx, const heed_tokenizer *tok, const char *m
     if (!ok) return;
     int32_t *ids = NULL;
     int64_t m = 0;
-    if (heed_tokenize(ctx, &ids, &m, tok, "", 0, 1) != HEED_OK) return;
+    if (heed_tokenize(ctx, &ids, &m, tok, "", 0, HEED_TOK_SPECIAL | HEED_TOK_NO_TRUNCATE | HEED_TOK_NO_PAD) != HEED_OK) return;
     int64_t bos = gen.bos_token[0] ? heed_tokenizer_token_id(tok, gen.bos_token) : -1;
     int64_t eos = gen.eos_token[0] ? heed_tokenizer_token_id(tok, gen.eos_token) : -1;
     int has_bos = bos >= 0 && m > 0 && ids[0] == bos, has_eos = eos >= 0 && m > 0 && ids[m - 1] == eos;
@@ -148,7 +149,7 @@ int cmd_tokenize(int argc, char **argv)
         int32_t *ids = NULL;
         int64_t m = 0;
         if (!text) fprintf(stderr, "heed tokenize: cannot read stdin\n");
-        else if (heed_tokenize(ctx, &ids, &m, tok, text, n, special) != HEED_OK)
+        else if (heed_tokenize(ctx, &ids, &m, tok, text, n, special ? HEED_TOK_SPECIAL : 0) != HEED_OK)
             fprintf(stderr, "heed tokenize: %s\n", heed_ctx_error(ctx));
         else {
             if (special) check_config(ctx, tok, model);

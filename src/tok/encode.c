@@ -662,7 +662,48 @@ static void wordpiece(enc *E, const char *s, size_t n)
     tb_free(&t);
 }
 
-/* --- post-processing and the entry point ------------------------------------------------------- */
+/* --- truncation, post-processing, padding, and the entry point --------------------------------- */
+/* How many ids the post-processor adds to a single sequence. */
+static int64_t n_added_by(const tnode *nd)
+{
+    int64_t n = 0;
+    if (nd->type == SEQ)
+        for (int i = 0; i < nd->n_kids; i++) n += n_added_by(&nd->kids[i]);
+    if (nd->type == Q_BERT) n = 2;
+    for (int i = 0; nd->type == Q_TEMPLATE && i < nd->n_ids; i++) n += nd->ids[i] >= 0;
+    return n;
+}
+
+/* tokenizers' truncate_encodings for one sequence; returns 0 where tokenizers raises an error. */
+static int truncate_ids(enc *E, int add_special)
+{
+    const heed_tokenizer *tok = E->tok;
+    int64_t max = tok->trunc_max, n = (int64_t)E->n_ids, added = add_special && tok->post ? n_added_by(tok->post) : 0;
+    if (added > 0) {
+        if (added > max) return 1; /* max_length - added wraps around in tokenizers: no truncation */
+        max -= added;
+    }
+    if (tok->trunc_only_second && max > 0 && n > max) return 0; /* OnlySecond with no second sequence */
+    if (n <= max) return 1;
+    if (max > 0 && tok->trunc_stride >= max) return 0; /* tokenizers asserts stride < max_len */
+    if (tok->trunc_left) memmove(E->ids, E->ids + (n - max), (size_t)max * sizeof *E->ids);
+    E->n_ids = (size_t)max;
+    return 1;
+}
+
+static void pad_ids(enc *E)
+{
+    const heed_tokenizer *tok = E->tok;
+    int64_t len = tok->pad_len ? tok->pad_len : (int64_t)E->n_ids, n = (int64_t)E->n_ids;
+    if (tok->pad_multiple > 0 && len % tok->pad_multiple) len += tok->pad_multiple - len % tok->pad_multiple;
+    if (n >= len) return;
+    for (int64_t i = n; i < len; i++) push_id(E, tok->pad_id);
+    if (tok->pad_left && !E->oom) {
+        memmove(E->ids + (len - n), E->ids, (size_t)n * sizeof *E->ids);
+        for (int64_t i = 0; i < len - n; i++) E->ids[i] = tok->pad_id;
+    }
+}
+
 /* Wraps ids [from, n_ids) in the post-processor's template for a single sequence. */
 static void post_process(enc *E, const tnode *nd, size_t from)
 {
@@ -693,8 +734,9 @@ static void post_process(enc *E, const tnode *nd, size_t from)
 }
 
 heed_status heed_tokenize(heed_ctx *ctx, int32_t **ids, int64_t *n_ids, const heed_tokenizer *tok, const char *text,
-                          size_t len, int add_special)
+                          size_t len, unsigned flags)
 {
+    int add_special = (flags & HEED_TOK_SPECIAL) != 0;
     if (!ids || !n_ids || !tok || (!text && len))
         return heed_fail(ctx, HEED_ERR_INVALID, "heed_tokenize: ids, n_ids and tok must not be NULL (text only when len is 0)");
     *ids = NULL, *n_ids = 0;
@@ -714,7 +756,19 @@ heed_status heed_tokenize(heed_ctx *ctx, int32_t **ids, int64_t *n_ids, const he
         else if (tok->model == MODEL_BPE) bpe(&E, E.arena.p + pc.off, pc.len);
         else wordpiece(&E, E.arena.p + pc.off, pc.len);
     }
+    if (tok->truncate && !(flags & HEED_TOK_NO_TRUNCATE) && !E.oom && !truncate_ids(&E, add_special)) {
+        tb_free(&E.arena);
+        free(E.a.p);
+        free(E.b.p);
+        free(E.ids);
+        return heed_fail(ctx, HEED_ERR_INVALID,
+                         "heed_tokenize: tokenizer.json's truncation (%s, max_length %lld, stride %lld) cannot apply "
+                         "to one sequence of this length, as in tokenizers",
+                         tok->trunc_only_second ? "OnlySecond" : "LongestFirst", (long long)tok->trunc_max,
+                         (long long)tok->trunc_stride);
+    }
     if (add_special && tok->post && !E.oom) post_process(&E, tok->post, 0);
+    if (tok->pad && !(flags & HEED_TOK_NO_PAD) && !E.oom) pad_ids(&E);
     if (!E.oom && !E.arena.oom && !E.ids) E.ids = malloc(sizeof *E.ids); /* a valid pointer for no ids */
     int oom = E.oom || E.arena.oom || !E.ids;
     tb_free(&E.arena);

@@ -636,6 +636,47 @@ static heed_status parse_added(loader *L, const cJSON *added)
     return HEED_OK;
 }
 
+/* "truncation": {max_length, stride, strategy, direction}; "padding": {strategy: "BatchLongest" or
+ * {"Fixed": n}, direction, pad_to_multiple_of, pad_id}. */
+static heed_status parse_trunc_pad(loader *L, const cJSON *tr, const cJSON *pad)
+{
+    heed_tokenizer *tok = L->tok;
+    heed_status st;
+    const char *s;
+    int64_t v;
+    if (tr && !cJSON_IsNull(tr)) {
+        if (!cJSON_IsObject(tr)) return FAIL(L, HEED_ERR_FORMAT, "%s: truncation: expected an object or null", L->name);
+        tok->truncate = 1;
+        if ((st = get_int(L, &tok->trunc_max, tr, "max_length", 512, 0, INT32_MAX, "truncation"))) return st;
+        if ((st = get_int(L, &tok->trunc_stride, tr, "stride", 0, 0, INT32_MAX, "truncation"))) return st;
+        if ((st = get_str(L, &s, tr, "strategy", "truncation"))) return st;
+        if (s && !strcmp(s, "OnlySecond")) tok->trunc_only_second = 1;
+        else if (s && strcmp(s, "LongestFirst") && strcmp(s, "OnlyFirst"))
+            return FAIL(L, HEED_ERR_FORMAT, "%s: truncation.strategy: unknown value \"%s\"", L->name, s);
+        if ((st = get_str(L, &s, tr, "direction", "truncation"))) return st;
+        tok->trunc_left = s && !strcmp(s, "Left");
+        if (s && !tok->trunc_left && strcmp(s, "Right"))
+            return FAIL(L, HEED_ERR_FORMAT, "%s: truncation.direction: unknown value \"%s\"", L->name, s);
+    }
+    if (pad && !cJSON_IsNull(pad)) {
+        const cJSON *strat = get(pad, "strategy");
+        if (!cJSON_IsObject(pad)) return FAIL(L, HEED_ERR_FORMAT, "%s: padding: expected an object or null", L->name);
+        tok->pad = 1;
+        if (cJSON_IsObject(strat)) {
+            if ((st = get_int(L, &tok->pad_len, strat, "Fixed", 0, 0, INT32_MAX, "padding.strategy"))) return st;
+        } else if (!cJSON_IsString(strat) || strcmp(strat->valuestring, "BatchLongest"))
+            return FAIL(L, HEED_ERR_FORMAT, "%s: padding.strategy: expected \"BatchLongest\" or {\"Fixed\": n}", L->name);
+        if ((st = get_int(L, &tok->pad_multiple, pad, "pad_to_multiple_of", 0, 0, INT32_MAX, "padding"))) return st;
+        if ((st = get_int(L, &v, pad, "pad_id", 0, 0, INT32_MAX, "padding"))) return st;
+        tok->pad_id = (int32_t)v;
+        if (v >= tok->n_ids)
+            return FAIL(L, HEED_ERR_FORMAT, "%s: padding.pad_id %lld is not in the vocabulary", L->name, (long long)v);
+        if ((st = get_str(L, &s, pad, "direction", "padding"))) return st;
+        tok->pad_left = s && !strcmp(s, "Left");
+    }
+    return HEED_OK;
+}
+
 static heed_status check_ids(loader *L, const tnode *nd)
 {
     const heed_tokenizer *tok = L->tok;
@@ -673,12 +714,8 @@ heed_status heed_tokenizer_parse(heed_ctx *ctx, heed_tokenizer **out, const char
     else if (!cJSON_IsObject(root)) st = heed_fail(ctx, HEED_ERR_FORMAT, "%s: expected a JSON object", L.name);
     else if (added && !cJSON_IsNull(added) && !cJSON_IsArray(added))
         st = heed_fail(ctx, HEED_ERR_FORMAT, "%s: added_tokens: expected an array", L.name);
-    if (!st) {
-        const cJSON *tr = get(root, "truncation"), *pad = get(root, "padding");
-        if ((tr && !cJSON_IsNull(tr)) || (pad && !cJSON_IsNull(pad)))
-            st = heed_fail(ctx, HEED_ERR_UNSUPPORTED, "%s: truncation and padding settings are not supported", L.name);
-    }
     if (!st) st = parse_model(&L, get(root, "model"), cJSON_IsArray(added) ? added : NULL);
+    if (!st) st = parse_trunc_pad(&L, get(root, "truncation"), get(root, "padding"));
     if (!st) st = parse_stage(&L, &tok->normalizer, root, STAGE_NORM);
     if (!st) st = parse_stage(&L, &tok->pre, root, STAGE_PRE);
     if (!st) st = parse_stage(&L, &tok->post, root, STAGE_POST);

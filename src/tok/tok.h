@@ -109,6 +109,12 @@ struct heed_tokenizer {
     tadded *added;
     int n_added;
     int32_t *added_of;    /* [n_ids] index into added, -1 for model-only ids */
+    /* tokenizer.json "truncation" and "padding" (single sequence), applied by encode as tokenizers does */
+    int truncate, trunc_left, trunc_only_second;
+    int64_t trunc_max, trunc_stride;
+    int pad, pad_left;
+    int64_t pad_len, pad_multiple; /* pad_len 0: BatchLongest (a single sequence is never padded) */
+    int32_t pad_id;
     tnode *normalizer, *pre, *post, *decoder; /* NULL: none */
 };
 
