@@ -24,7 +24,8 @@ typedef struct bench_case {
 #define WINDOW(w) {.kind = HEED_MASK_WINDOW, .left = (w) - 1, .right = 0}
 #define NEIGH2D(k, rows, cols) \
     {.kind = HEED_MASK_NEIGHBOR_2D, .kernel = {k, k}, .dilation = {1, 1}, .grid = {rows, cols}}
-#define S2(blk, local, stride) {.kind = HEED_MASK_S2, .block = blk, .local_blocks = local, .vert_stride = stride}
+#define S2(blk, local, stride) \
+    {.kind = HEED_MASK_S2, .block = blk, .local_blocks = local, .vert_stride = stride}
 
 /* The full list (`heed bench attn`): minutes. The dense causal runs that the sparse cases compare
  * against are cached by shape, so window T=8192 reuses the prefill T=8192 measurement. */
@@ -85,7 +86,10 @@ static int mask_causal(const heed_mask *m)
     }
 }
 
-static int mask_sparse(const heed_mask *m) { return m->kind != HEED_MASK_NONE && m->kind != HEED_MASK_CAUSAL; }
+static int mask_sparse(const heed_mask *m)
+{
+    return m->kind != HEED_MASK_NONE && m->kind != HEED_MASK_CAUSAL;
+}
 
 static void mask_describe(char *buf, size_t n, const heed_mask *m)
 {
@@ -374,17 +378,19 @@ static int bench_attn(int argc, char **argv)
         } else if (!strcmp(argv[i], "--case") && i + 1 < argc) {
             o.only = argv[++i];
             int known = 0;
-            for (size_t k = 0; k < sizeof case_names / sizeof case_names[0]; k++) known |= !strcmp(o.only, case_names[k]);
+            for (size_t k = 0; k < sizeof case_names / sizeof case_names[0]; k++)
+                known |= !strcmp(o.only, case_names[k]);
             if (!known) {
-                fprintf(stderr, "heed bench attn: --case '%s': expected prefill, decode, window, neighborhood2d or s2\n",
-                        o.only);
+                fprintf(stderr, "heed bench attn: --case '%s': expected prefill, decode, window, "
+                                "neighborhood2d or s2\n", o.only);
                 return 2;
             }
         } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
             char *end;
             const long n = strtol(argv[++i], &end, 10);
             if (*end || end == argv[i] || n < 1 || n > 4096) {
-                fprintf(stderr, "heed bench attn: --threads '%s': expected an integer from 1 to 4096\n", argv[i]);
+                fprintf(stderr, "heed bench attn: --threads '%s': expected an integer from 1 to 4096\n",
+                        argv[i]);
                 return 2;
             }
             o.n_threads = (int)n;
