@@ -497,6 +497,11 @@ static void test_errors(heed_ctx *ctx)
     heed_tensor d_o64 = p.d_o_t;
     d_o64.dtype = HEED_F64;
     CHECK(heed_attn_backward(ctx, &g, &p.d, &p.o_t, p.lse, &d_o64) == HEED_ERR_INVALID, "f64 d_o in the fast path");
+    /* f64 operands are the reference's: the fast path refuses them as the fast forward does */
+    prob p64;
+    prob_init(&p64, &c, HEED_F64, 0, &r);
+    CHECK(heed_attn_backward(ctx, &g, &p64.d, &p.o_t, p.lse, &p.d_o_t) == HEED_ERR_UNSUPPORTED, "f64 q, k, v");
+    prob_free(&p64);
     /* f16 keys are a valid forward descriptor, but the backward needs f32 */
     uint16_t kh[24], vh[24];
     memset(kh, 0, sizeof kh);

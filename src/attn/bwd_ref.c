@@ -6,42 +6,27 @@
 
 #include <math.h>
 
-/* attn_check_view, also taking the f64 views the reference accepts (f64_ok). */
-static heed_status check_view(heed_ctx *ctx, const char *name, const heed_tensor *t, int f64_ok, int is_output,
-                              int64_t n0, int64_t n1, int64_t n2, int64_t n3)
-{
-    if (f64_ok && t && t->data && t->dtype == HEED_F64) {
-        if (t->nb[3] != (int64_t)sizeof(double))
-            return heed_fail(ctx, HEED_ERR_INVALID, "%s: innermost stride %lld, expected 8 (contiguous f64 rows)",
-                             name, (long long)t->nb[3]);
-        heed_tensor as_f32 = *t;
-        as_f32.dtype = HEED_F32;
-        as_f32.nb[3] = sizeof(float);
-        return attn_check_view(ctx, name, &as_f32, is_output, n0, n1, n2, n3);
-    }
-    return attn_check_view(ctx, name, t, is_output, n0, n1, n2, n3);
-}
-
 heed_status attn_bwd_check(heed_ctx *ctx, attn_dims *a, const heed_attn_grads *g, const heed_attn_desc *d,
                            const heed_tensor *o, const float *lse, const heed_tensor *d_o, int ref)
 {
     if (!g || !d) return heed_fail(ctx, HEED_ERR_INVALID, "backward: NULL %s", g ? "descriptor" : "grads");
     heed_status s = attn_resolve(ctx, a, d);
     if (s != HEED_OK) return s;
+    if (!ref && (s = attn_check_fast(ctx, d)) != HEED_OK) return s; /* f64: the reference's, as in the forward */
     const heed_tensor *in[3] = {&d->q, &d->k, &d->v};
     const char *names[3] = {"q", "k", "v"};
     for (int i = 0; i < 3; i++)
         if (in[i]->dtype != HEED_F32 && !(ref && in[i]->dtype == HEED_F64))
             return heed_fail(ctx, HEED_ERR_INVALID, "%s: dtype %s, the backward needs f32%s", names[i],
                              heed_dtype_name(in[i]->dtype), ref ? " or f64" : "");
-    if ((s = check_view(ctx, "d_o", d_o, ref, 0, a->B, a->Hq, a->Tq, a->Dv)) != HEED_OK) return s;
+    if ((s = attn_check_view_f64(ctx, "d_o", d_o, ref, 0, a->B, a->Hq, a->Tq, a->Dv)) != HEED_OK) return s;
     if (!ref || o)
-        if ((s = check_view(ctx, "o", o, ref, 0, a->B, a->Hq, a->Tq, a->Dv)) != HEED_OK) return s;
+        if ((s = attn_check_view_f64(ctx, "o", o, ref, 0, a->B, a->Hq, a->Tq, a->Dv)) != HEED_OK) return s;
     if (!ref && d->norm == HEED_NORM_SOFTMAX && !lse)
         return heed_fail(ctx, HEED_ERR_INVALID, "lse: NULL, the softmax backward needs the forward's lse");
-    if ((s = check_view(ctx, "grads dq", &g->dq, ref, 1, a->B, a->Hq, a->Tq, a->D)) != HEED_OK) return s;
-    if ((s = check_view(ctx, "grads dk", &g->dk, ref, 1, a->B, a->Hkv, a->Tk, a->D)) != HEED_OK) return s;
-    if ((s = check_view(ctx, "grads dv", &g->dv, ref, 1, a->B, a->Hkv, a->Tk, a->Dv)) != HEED_OK) return s;
+    if ((s = attn_check_view_f64(ctx, "grads dq", &g->dq, ref, 1, a->B, a->Hq, a->Tq, a->D)) != HEED_OK) return s;
+    if ((s = attn_check_view_f64(ctx, "grads dk", &g->dk, ref, 1, a->B, a->Hkv, a->Tk, a->D)) != HEED_OK) return s;
+    if ((s = attn_check_view_f64(ctx, "grads dv", &g->dv, ref, 1, a->B, a->Hkv, a->Tk, a->Dv)) != HEED_OK) return s;
     return HEED_OK;
 }
 
