@@ -24,6 +24,16 @@ while IFS= read -r line; do
   done
 done <<<"$json"
 
+# heed tokenize / detokenize on a golden tokenizer (tests/data/tok, from tools/make_tokenizer_goldens.py)
+tok="$(dirname "$0")/data/tok/llama2"
+out=$(printf 'Hello world' | "$heed" tokenize -m "$tok") && [ "$out" = "[1, 493, 311, 481, 641, 329, 449, 318, 310]" ] && ok || bad "tokenize printed '$out'"
+out=$(printf 'Hello world' | "$heed" tokenize -m "$tok" --no-special) && [ "$out" = "[493, 311, 481, 641, 329, 449, 318, 310]" ] && ok || bad "tokenize --no-special printed '$out'"
+out=$(printf '' | "$heed" tokenize -m "$tok") && [ "$out" = "[1]" ] && ok || bad "tokenize of empty stdin printed '$out'"
+out=$("$heed" detokenize -m "$tok" --ids 1,493,311,481,641,329,449,318,310; echo .) && [ "$out" = "<s> Hello world." ] && ok || bad "detokenize printed '$out'"
+"$heed" detokenize -m "$tok" --ids 1,100000 >/dev/null 2>&1 && bad "detokenize of an unknown id exited 0" || ok
+printf '\xff' | "$heed" tokenize -m "$tok" >/dev/null 2>&1 && bad "tokenize of invalid UTF-8 exited 0" || ok
+"$heed" tokenize -m /nonexistent </dev/null >/dev/null 2>&1 && bad "tokenize of a missing model exited 0" || ok
+
 echo "cli_test: $pass passed, $fail failed"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

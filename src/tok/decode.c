@@ -9,7 +9,7 @@
 typedef struct {
     tbuf *t; /* [n] token strings */
     size_t n;
-    int oom;
+    int oom, rx; /* out of memory; a PCRE2 error code */
 } tlist;
 
 static uint32_t cp_at(const char *s, size_t n, size_t *len)
@@ -193,7 +193,10 @@ static void dec_replace(tlist *L, const tnode *nd)
         size_t n = L->t[i].n, pos = 0, prev = 0;
         while (pos <= n) {
             int rc = pcre2_match(nd->re, (PCRE2_SPTR)s, n, pos, 0, md, NULL);
-            if (rc < 0) break;
+            if (rc < 0) {
+                if (rc != PCRE2_ERROR_NOMATCH) L->rx = rc;
+                break;
+            }
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
             tb_put(&t, s + prev, ov[0] - prev);
             tb_put(&t, nd->s1, nd->n1);
@@ -246,7 +249,7 @@ heed_status heed_detokenize(heed_ctx *ctx, char **text, size_t *len, const heed_
             return heed_fail(ctx, HEED_ERR_INVALID, "heed_detokenize: ids[%lld] = %d is not a token id (vocabulary has %d ids)",
                              (long long)i, id, tok->n_ids);
     }
-    tlist L = {calloc((size_t)n_ids + 1, sizeof(tbuf)), 0, 0};
+    tlist L = {calloc((size_t)n_ids + 1, sizeof(tbuf)), 0, 0, 0};
     if (!L.t) return heed_fail(ctx, HEED_ERR_NOMEM, "heed_detokenize: out of memory for %lld ids", (long long)n_ids);
     for (int64_t i = 0; i < n_ids; i++) {
         int32_t id = ids[i];
@@ -266,9 +269,12 @@ heed_status heed_detokenize(heed_ctx *ctx, char **text, size_t *len, const heed_
     int oom = L.oom || out.oom || !out.p;
     for (size_t i = 0; i < L.n; i++) tb_free(&L.t[i]);
     free(L.t);
-    if (oom) {
+    if (oom || L.rx) {
         tb_free(&out);
-        return heed_fail(ctx, HEED_ERR_NOMEM, "heed_detokenize: out of memory");
+        if (oom) return heed_fail(ctx, HEED_ERR_NOMEM, "heed_detokenize: out of memory");
+        PCRE2_UCHAR msg[160];
+        pcre2_get_error_message(L.rx, msg, sizeof msg);
+        return heed_fail(ctx, HEED_ERR_UNSUPPORTED, "heed_detokenize: the Replace decoder's regex failed: %s", (char *)msg);
     }
     *text = out.p;
     *len = out.n;

@@ -28,13 +28,17 @@ static uint32_t last_cp(const char *s, size_t n)
 static int is_word(uint32_t c) { return c == '_' || uni_is_alnum(c) || uni_is_mn(c); }
 
 /* The next match of re in s [n] at or after *pos: [*ms, *me). Empty matches advance by one character
- * on the next call. md is the caller's match data. */
+ * on the next call. md is the caller's match data. A failure other than "no match" (a PCRE2 resource
+ * limit) is left in *err. */
 static int next_match(const pcre2_code *re, pcre2_match_data *md, const char *s, size_t n, size_t *pos, size_t *ms,
-                      size_t *me)
+                      size_t *me, int *err)
 {
     if (!re || *pos > n) return 0;
     int rc = pcre2_match(re, (PCRE2_SPTR)s, n, *pos, PCRE2_NO_UTF_CHECK, md, NULL);
-    if (rc < 0) return 0;
+    if (rc < 0) {
+        if (rc != PCRE2_ERROR_NOMATCH) *err = rc;
+        return 0;
+    }
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
     *ms = ov[0], *me = ov[1];
     if (*me > *ms) *pos = *me;
@@ -56,7 +60,7 @@ static void replace_all(tbuf *out, const pcre2_code *re, const char *s, size_t n
         out->oom = 1;
         return;
     }
-    while (md && next_match(re, md, s, n, &pos, &ms, &me)) {
+    while (md && next_match(re, md, s, n, &pos, &ms, &me, &out->rx)) {
         tb_put(out, s + prev, ms - prev);
         tb_put(out, rep, nrep);
         prev = me;
@@ -157,6 +161,7 @@ void tok_normalize(const tnode *nd, tbuf *out, const char *s, size_t n)
         a = b, b = x;
     }
     if (a.oom || b.oom) out->oom = 1;
+    if (a.rx || b.rx) out->rx = a.rx ? a.rx : b.rx;
     tb_put(out, a.p, a.n);
     tb_free(&a);
     tb_free(&b);
@@ -290,6 +295,7 @@ static void normalize_pieces(enc *E)
         push_piece(E, &E->b, pc.off, pc.len, pc.id, pc.at0);
     }
     if (t.oom) E->oom = 1;
+    if (t.rx) E->arena.rx = t.rx;
     tb_free(&t);
     swap_lists(E);
 }
@@ -346,7 +352,7 @@ static void split_pieces(enc *E, const pcre2_code *re, char_pred pred, const tno
         size_t n = pc.len, prev = 0, pos = 0, ms, me, k;
         m.n = out.n = 0;
         if (re) {
-            while (next_match(re, md, s, n, &pos, &ms, &me)) {
+            while (next_match(re, md, s, n, &pos, &ms, &me, &E->arena.rx)) {
                 if (prev != ms) push_seg(E, &m, prev, ms, 0);
                 push_seg(E, &m, ms, me, 1);
                 prev = me;
@@ -770,13 +776,17 @@ heed_status heed_tokenize(heed_ctx *ctx, int32_t **ids, int64_t *n_ids, const he
     if (add_special && tok->post && !E.oom) post_process(&E, tok->post, 0);
     if (tok->pad && !(flags & HEED_TOK_NO_PAD) && !E.oom) pad_ids(&E);
     if (!E.oom && !E.arena.oom && !E.ids) E.ids = malloc(sizeof *E.ids); /* a valid pointer for no ids */
-    int oom = E.oom || E.arena.oom || !E.ids;
+    int oom = E.oom || E.arena.oom || !E.ids, rx = E.arena.rx;
     tb_free(&E.arena);
     free(E.a.p);
     free(E.b.p);
-    if (oom) {
+    if (oom || rx) {
         free(E.ids);
-        return heed_fail(ctx, HEED_ERR_NOMEM, "heed_tokenize: out of memory for %zu bytes of text", len);
+        if (oom) return heed_fail(ctx, HEED_ERR_NOMEM, "heed_tokenize: out of memory for %zu bytes of text", len);
+        PCRE2_UCHAR msg[160];
+        pcre2_get_error_message(rx, msg, sizeof msg);
+        return heed_fail(ctx, HEED_ERR_UNSUPPORTED, "heed_tokenize: a regex of the tokenizer failed on this text: %s",
+                         (char *)msg);
     }
     *ids = E.ids;
     *n_ids = (int64_t)E.n_ids;

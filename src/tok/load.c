@@ -625,9 +625,10 @@ static heed_status parse_added(loader *L, const cJSON *added)
             tok_normalize(tok->normalizer, &b, a->content, a->n_content);
         } else
             tb_put(&b, a->content, a->n_content);
-        if (b.oom || !b.p) {
+        if (b.oom || b.rx || !b.p) {
             tb_free(&b);
             if (b.oom) return FAIL(L, HEED_ERR_NOMEM, "%s: out of memory", L->name);
+            if (b.rx) return FAIL(L, HEED_ERR_UNSUPPORTED, "%s: added_tokens[%d]: the normalizer's regex failed", L->name, i);
             return FAIL(L, HEED_ERR_FORMAT, "%s: added_tokens[%d]: \"%s\" normalizes to nothing", L->name, i,
                         a->content);
         }

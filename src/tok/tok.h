@@ -15,6 +15,7 @@ typedef struct {
     char *p;
     size_t n, cap;
     int oom; /* set once an allocation failed; later appends are dropped */
+    int rx;  /* a PCRE2 error code when a regex match failed (resource limits) while producing it */
 } tbuf;
 
 void tb_put(tbuf *b, const void *s, size_t n);
