@@ -33,10 +33,13 @@ size_t utf8_valid(const char *s, size_t n);
 /* Appends s [n] with each maximal invalid subsequence replaced by U+FFFD (Rust's from_utf8_lossy). */
 void utf8_lossy(tbuf *out, const char *s, size_t n);
 
+/* Classes as tokenizers computes them: White_Space from Rust's std; "other" (Cc, Cf, Co), nonspacing
+ * marks and punctuation from the Unicode 9.0 tables of the crate unicode_categories 0.1.1 (see
+ * tools/make_unicode_tables.py). */
 int uni_is_whitespace(uint32_t c); /* Rust char::is_whitespace (White_Space) */
-int uni_is_other(uint32_t c);      /* general category C* */
-int uni_is_mn(uint32_t c);         /* nonspacing mark */
-int uni_is_punct(uint32_t c);      /* ASCII punctuation or category P* */
+int uni_is_other(uint32_t c);      /* unicode_categories is_other */
+int uni_is_mn(uint32_t c);         /* unicode_categories is_mark_nonspacing */
+int uni_is_punct(uint32_t c);      /* ASCII punctuation or unicode_categories is_punctuation */
 int uni_is_alnum(uint32_t c);      /* category L* or N* */
 int uni_is_numeric(uint32_t c);    /* category Nd, Nl or No (Rust char::is_numeric) */
 /* Appends the full lowercase of c (Rust char::to_lowercase). */
