@@ -386,12 +386,13 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
     const int k_direct = D % VW == 0 && (kt_src == 0 || R <= FWD_MR);
     const int v_direct = Dv % VW == 0 && (vt_src == 0 || R <= FWD_MR);
     const int kt = k_direct ? kt_src : 0, vt = v_direct ? vt_src : 0;
+    const char *kbase = heed_row(&d->k, b, kvh, 0), *vbase = heed_row(&d->v, b, kvh, 0);
     for (int64_t k0 = 0; k0 < nvis; k0 += FWD_KB) {
         const int64_t n = nvis - k0 < FWD_KB ? nvis - k0 : FWD_KB;
         const int32_t *ix = sc.idx + k0;
         const int full = sc.full[k0 / FWD_KB], contiguous = ix[n - 1] - ix[0] == n - 1;
         for (int64_t j = 0; j < n; j++) {
-            const void *kr = heed_row(&d->k, b, kvh, ix[j]), *vr = heed_row(&d->v, b, kvh, ix[j]);
+            const void *kr = kbase + ix[j] * d->k.nb[2], *vr = vbase + ix[j] * d->v.nb[2];
             if (k_direct) {
                 sc.kp[j] = kr;
             } else {
