@@ -19,14 +19,6 @@ typedef struct attn_dims {
 /* Validates d (heed_attn_check) and fills *a. */
 heed_status attn_resolve(heed_ctx *ctx, attn_dims *a, const heed_attn_desc *d);
 
-/* How a block of keys looks to a block of queries: no key visible to any query, every key visible
- * to every query, or anything else. */
-typedef enum attn_cover { ATTN_NONE = 0, ATTN_PARTIAL = 1, ATTN_FULL = 2 } attn_cover;
-
-/* Classifies key positions [k_lo, k_hi) for query positions [i_lo, i_hi) of head h, from the same
- * span generator as heed_mask_row_spans (mask.c). Costs O(query rows x spans in the key range). */
-attn_cover attn_mask_cover(const heed_mask *m, int64_t i_lo, int64_t i_hi, int64_t h, int64_t k_lo, int64_t k_hi);
-
 /* Checks a view used by the separate entry points (linear, agent, MoH): non-NULL, f32, shape
  * [n0, n1, n2, n3] (an expected size < 0 accepts any size >= 1), contiguous rows; an output
  * (is_output) must not broadcast (stride 0) a dimension of size > 1. Defined in linear.c. */

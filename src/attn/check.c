@@ -142,6 +142,29 @@ heed_status attn_check_fast(heed_ctx *ctx, const heed_attn_desc *d)
     return HEED_OK;
 }
 
+heed_status attn_check_view(heed_ctx *ctx, const char *name, const heed_tensor *t, int is_output, int64_t n0,
+                            int64_t n1, int64_t n2, int64_t n3)
+{
+    if (!t || !t->data) return heed_fail(ctx, HEED_ERR_INVALID, "%s: NULL tensor or data", name);
+    if (t->dtype != HEED_F32)
+        return heed_fail(ctx, HEED_ERR_INVALID, "%s: dtype %s, expected f32", name, heed_dtype_name(t->dtype));
+    const int64_t want[4] = {n0, n1, n2, n3};
+    for (int i = 0; i < 4; i++)
+        if (want[i] >= 0 ? t->ne[i] != want[i] : t->ne[i] < 1)
+            return heed_fail(ctx, HEED_ERR_INVALID,
+                             "%s: shape [%lld,%lld,%lld,%lld], expected [%lld,%lld,%lld,%lld] (-1: any size >= 1)",
+                             name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+                             (long long)t->ne[3], (long long)n0, (long long)n1, (long long)n2, (long long)n3);
+    if (t->nb[3] != (int64_t)sizeof(float))
+        return heed_fail(ctx, HEED_ERR_INVALID, "%s: innermost stride %lld, expected 4 (contiguous rows)", name,
+                         (long long)t->nb[3]);
+    if (is_output)
+        for (int i = 0; i < 3; i++)
+            if (t->ne[i] > 1 && t->nb[i] == 0)
+                return heed_fail(ctx, HEED_ERR_INVALID, "%s: stride 0 in dimension %d of an output", name, i);
+    return HEED_OK;
+}
+
 heed_status attn_check_view_f64(heed_ctx *ctx, const char *name, const heed_tensor *t, int f64_ok, int is_output,
                                 int64_t n0, int64_t n1, int64_t n2, int64_t n3)
 {

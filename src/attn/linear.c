@@ -1,7 +1,6 @@
 /* linear.c — linear attention with phi(x) = elu(x) + 1 (Katharopoulos et al.): the parallel form
  * (the masked kernel matrix phi(Q) phi(K)^T, materialised a block of rows at a time, then normalised),
- * the recurrent form (walking the state S, z), and one-token decoding with a caller-owned state.
- * Also attn_check_view, the tensor-view check shared by the separate attention entry points. */
+ * the recurrent form (walking the state S, z), and one-token decoding with a caller-owned state. */
 #include "attn/attn.h"
 
 #include <math.h>
@@ -9,29 +8,6 @@
 /* Query rows of the kernel matrix materialised at once in PARALLEL mode: bounds the scratch to
  * QB x Tk floats per thread instead of T x Tk. */
 #define QB 64
-
-heed_status attn_check_view(heed_ctx *ctx, const char *name, const heed_tensor *t, int is_output, int64_t n0,
-                            int64_t n1, int64_t n2, int64_t n3)
-{
-    if (!t || !t->data) return heed_fail(ctx, HEED_ERR_INVALID, "%s: NULL tensor or data", name);
-    if (t->dtype != HEED_F32)
-        return heed_fail(ctx, HEED_ERR_INVALID, "%s: dtype %s, expected f32", name, heed_dtype_name(t->dtype));
-    const int64_t want[4] = {n0, n1, n2, n3};
-    for (int i = 0; i < 4; i++)
-        if (want[i] >= 0 ? t->ne[i] != want[i] : t->ne[i] < 1)
-            return heed_fail(ctx, HEED_ERR_INVALID,
-                             "%s: shape [%lld,%lld,%lld,%lld], expected [%lld,%lld,%lld,%lld] (-1: any size >= 1)",
-                             name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
-                             (long long)t->ne[3], (long long)n0, (long long)n1, (long long)n2, (long long)n3);
-    if (t->nb[3] != (int64_t)sizeof(float))
-        return heed_fail(ctx, HEED_ERR_INVALID, "%s: innermost stride %lld, expected 4 (contiguous rows)", name,
-                         (long long)t->nb[3]);
-    if (is_output)
-        for (int i = 0; i < 3; i++)
-            if (t->ne[i] > 1 && t->nb[i] == 0)
-                return heed_fail(ctx, HEED_ERR_INVALID, "%s: stride 0 in dimension %d of an output", name, i);
-    return HEED_OK;
-}
 
 static inline float phi(float x) { return x > 0.0f ? x + 1.0f : expf(x); }
 

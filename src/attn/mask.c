@@ -155,21 +155,6 @@ int heed_mask_visible(const heed_mask *m, int64_t i, int64_t j, int64_t h)
     return e.n > 0;
 }
 
-attn_cover attn_mask_cover(const heed_mask *m, int64_t i_lo, int64_t i_hi, int64_t h, int64_t k_lo, int64_t k_hi)
-{
-    int seen_none = 0, seen_full = 0;
-    for (int64_t i = i_lo; i < i_hi; i++) {
-        heed_span one;
-        span_sink e = sink_of(&one, 1, k_lo, k_hi);
-        if (e.lo < e.hi) gen(&e, m, i, h);
-        if (e.n == 0) seen_none = 1;
-        else if (!e.more && one.lo == k_lo && one.hi == k_hi) seen_full = 1;
-        else return ATTN_PARTIAL;
-        if (seen_none && seen_full) return ATTN_PARTIAL;
-    }
-    return seen_full ? ATTN_FULL : ATTN_NONE;
-}
-
 int64_t heed_mask_max_spans(const heed_mask *m, int64_t n_keys)
 {
     if (n_keys <= 0) return 0;
