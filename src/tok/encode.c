@@ -25,7 +25,6 @@ static uint32_t last_cp(const char *s, size_t n)
     return cp_at(s + i, n - i, &k);
 }
 
-static int is_word(uint32_t c) { return c == '_' || uni_is_alnum(c) || uni_is_mn(c); }
 
 /* The next match of re in s [n] at or after *pos: [*ms, *me). Empty matches advance by one character
  * on the next call. md is the caller's match data. A failure other than "no match" (a PCRE2 resource
@@ -228,6 +227,20 @@ static void swap_lists(enc *E)
 }
 
 /* --- added tokens ------------------------------------------------------------------------------ */
+/* Whether the character at s [off] is a word character (tok->word_re, anchored there). */
+static int is_word_at(enc *E, const char *s, size_t n, size_t off)
+{
+    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    if (!md) {
+        E->oom = 1;
+        return 0;
+    }
+    int rc = pcre2_match(E->tok->word_re, (PCRE2_SPTR)s, n, off, PCRE2_ANCHORED | PCRE2_NO_UTF_CHECK, md, NULL);
+    pcre2_match_data_free(md);
+    if (rc < 0 && rc != PCRE2_ERROR_NOMATCH) E->arena.rx = rc;
+    return rc >= 0;
+}
+
 /* Splits each text piece around the added tokens whose `normalized` flag equals normalized, as
  * tokenizers' leftmost-longest matching with single_word/lstrip/rstrip. */
 static void split_added(enc *E, int normalized)
@@ -255,9 +268,11 @@ static void split_added(enc *E, int normalized)
             }
             size_t start = pos, stop = pos + best->n_match;
             pos = stop;
-            if (best->single_word) {
-                int start_ok = start == 0 || !is_word(last_cp(s, start));
-                int stop_ok = stop == n || !is_word(cp_at(s + stop, n - stop, &k));
+            if (best->single_word) { /* no word character (Rust's \w) touches it on either side */
+                size_t before = start;
+                while (before > 0 && ((unsigned char)s[--before] & 0xC0) == 0x80) {}
+                int start_ok = start == 0 || !is_word_at(E, s, n, before);
+                int stop_ok = stop == n || !is_word_at(E, s, n, stop);
                 if (!start_ok || !stop_ok) continue;
             }
             if (best->lstrip) {

@@ -96,6 +96,10 @@ static char *dup_str(const char *s, size_t *n)
     return p;
 }
 
+/* The Rust regex crate's Unicode \w (tokenizers' Whitespace pre-tokenizer and single_word use it). */
+#define RUST_WORD_CLASS "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}"
+#define RUST_WORD "[" RUST_WORD_CLASS "]"
+
 /* Compiles a PCRE2 pattern (UTF + UCP as the Onig patterns of tokenizers need; literal for a String). */
 static heed_status compile(loader *L, pcre2_code **re, const char *pat, size_t n, int literal, const char *where)
 {
@@ -261,8 +265,7 @@ static heed_status parse_pre(loader *L, tnode *nd, const cJSON *o, const char *t
     if (!strcmp(type, "Digits")) return nd->type = P_DIGITS, nd->i1 = get_bool(o, "individual_digits", 0), HEED_OK;
     if (!strcmp(type, "Punctuation")) return nd->type = P_PUNCT, get_behavior(L, &nd->i1, o, "Punctuation", B_ISOLATED);
     if (!strcmp(type, "Whitespace")) { /* \w+|[^\w\s]+ with the Rust regex crate's Unicode \w and \s */
-        static const char ws[] = "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]+"
-                                 "|[^\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}\\p{White_Space}]+";
+        static const char ws[] = RUST_WORD "+|[^" RUST_WORD_CLASS "\\p{White_Space}]+";
         return nd->type = P_WHITESPACE, compile(L, &nd->re, ws, sizeof ws - 1, 0, "Whitespace pre_tokenizer");
     }
     if (!strcmp(type, "WhitespaceSplit")) return nd->type = P_WSSPLIT, HEED_OK;
@@ -615,6 +618,11 @@ static heed_status parse_added(loader *L, const cJSON *added)
         tok->added_of[a->id] = tok->n_added; /* a later entry with the same id wins */
         tok->n_added++;
     }
+    for (int i = 0; i < tok->n_added && !tok->word_re; i++)
+        if (tok->added[i].single_word) {
+            heed_status st = compile(L, &tok->word_re, RUST_WORD, sizeof RUST_WORD - 1, 0, "single_word");
+            if (st) return st;
+        }
     /* A normalized token is matched (and decoded) in its normalized form, as tokenizers does. */
     for (int i = 0; i < tok->n_added; i++) {
         tadded *a = &tok->added[i];
@@ -788,6 +796,7 @@ void heed_tokenizer_free(heed_tokenizer *tok)
     free(tok->suffix);
     for (int i = 0; i < tok->n_added; i++) free(tok->added[i].content), free(tok->added[i].match);
     free(tok->added);
+    pcre2_code_free(tok->word_re);
     tnode *stages[4] = {tok->normalizer, tok->pre, tok->post, tok->decoder};
     for (int i = 0; i < 4; i++)
         if (stages[i]) tnode_free(stages[i]), free(stages[i]);

@@ -112,6 +112,7 @@ struct heed_tokenizer {
     /* added tokens, the pipeline */
     tadded *added;
     int n_added;
+    pcre2_code *word_re;  /* one character of the Rust regex crate's \w, for single_word; NULL if unused */
     int32_t *added_of;    /* [n_ids] index into added, -1 for model-only ids */
     /* tokenizer.json "truncation" and "padding" (single sequence), applied by encode as tokenizers does */
     int truncate, trunc_left, trunc_only_second;
