@@ -3,7 +3,9 @@
 `tokenizers` package and writes tests/data/tok/<kind>/{tokenizer.json, tokenizer_config.json, golden.json}:
 encodings with and without special tokens and decodings (with and without skipping special tokens) of
 a fixed test set, plus the decoding of every single id and of fixed random id sequences.
-Deterministic and re-runnable: `pip install tokenizers && python3 tools/make_tokenizer_goldens.py`."""
+Deterministic and re-runnable: `pip install tokenizers && python3 tools/make_tokenizer_goldens.py`.
+`--check path/to/heed [N]` instead compares `heed tokenize`/`detokenize` with tokenizers on N random
+strings per kind (specials, Unicode corners, whitespace) over the committed tokenizers."""
 import json
 import os
 import random
@@ -277,7 +279,41 @@ KINDS = {
 }
 
 
+def check(heed, n):
+    """Differential test of the heed CLI against tokenizers on random strings; returns the differences."""
+    import subprocess
+    rng = random.Random(n)
+    pool = list("aAbBzZ09 _-.,!?'\"()[]<>|#") + [
+        "  ", "\n", "\t", "\r\n", "'s", "'LL", "é", "e\u0301", "ß", "İ", "Σ", "東", "京", "한", "😀", "👍🏽", "\u200d",
+        "\ufe0f", "▁", "##", "ing", "the", " the", "123456", "\u00a0", "\u3000", "\u0085", "ﬁ", "①", "\ue001", "\u0890",
+        "⹒", "<0x41>", "Ġ", "\x00", "\x7f", "\u2028"]
+    bad = 0
+    for kind in KINDS:
+        d = os.path.join(OUT, kind)
+        tok = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
+        p = pool + [a.content for a in tok.get_added_tokens_decoder().values()]
+        for _ in range(n):
+            s = "".join(rng.choice(p) for _ in range(rng.randint(0, 25)))
+            for special in (True, False):
+                r = subprocess.run([heed, "tokenize", "-m", d] + ([] if special else ["--no-special"]), input=s.encode(),
+                                   capture_output=True)
+                got = json.loads(r.stdout) if r.returncode == 0 else r.stderr.decode()
+                want = tok.encode(s, add_special_tokens=special).ids
+                if got != want:
+                    bad += 1
+                    print(f"{kind} encode {s!r} special={special}: heed {got}, tokenizers {want}", file=sys.stderr)
+            ids = tok.encode(s).ids
+            r = subprocess.run([heed, "detokenize", "-m", d, "--ids", ",".join(map(str, ids))], capture_output=True)
+            if r.stdout != tok.decode(ids, skip_special_tokens=False).encode():
+                bad += 1
+                print(f"{kind} decode {ids}: heed {r.stdout!r}", file=sys.stderr)
+    print(f"{len(KINDS)} kinds x {n} random strings: {bad} differences", file=sys.stderr)
+    return bad
+
+
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--check":
+        sys.exit(1 if check(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 100) else 0)
     for kind, make in KINDS.items():
         tok, extra, cfg = make()
         d = os.path.join(OUT, kind)
