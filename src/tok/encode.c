@@ -102,10 +102,10 @@ static void map_chars(tbuf *out, const char *s, size_t n, int flags)
     }
 }
 
-static void normalize_one(const tnode *nd, tbuf *out, const char *s, size_t n)
+static void normalize_one(tbuf *out, const tnode *nd, const char *s, size_t n)
 {
     switch (nd->type) {
-    case SEQ: tok_normalize(nd, out, s, n); return;
+    case SEQ: tok_normalize(out, nd, s, n); return;
     case N_PREPEND:
         if (n) tb_put(out, nd->s1, nd->n1);
         tb_put(out, s, n);
@@ -145,17 +145,17 @@ static void normalize_one(const tnode *nd, tbuf *out, const char *s, size_t n)
     }
 }
 
-void tok_normalize(const tnode *nd, tbuf *out, const char *s, size_t n)
+void tok_normalize(tbuf *out, const tnode *nd, const char *s, size_t n)
 {
     if (nd->type != SEQ) {
-        normalize_one(nd, out, s, n);
+        normalize_one(out, nd, s, n);
         return;
     }
     tbuf a = {0}, b = {0};
     tb_put(&a, s, n);
     for (int i = 0; i < nd->n_kids; i++) {
         b.n = 0;
-        normalize_one(&nd->kids[i], &b, a.p ? a.p : "", a.n);
+        normalize_one(&b, &nd->kids[i], a.p ? a.p : "", a.n);
         tbuf x = a;
         a = b, b = x;
     }
@@ -256,6 +256,10 @@ static void split_added(enc *E, int normalized)
         size_t n = pc.len, start_off = 0, k;
         for (size_t pos = 0; pos < n;) {
             const tadded *best = NULL;
+            if (!tok->added_first[normalized][(unsigned char)s[pos]]) {
+                pos++;
+                continue;
+            }
             for (int i = 0; i < tok->n_added; i++) {
                 const tadded *a = &tok->added[i];
                 if (a->normalized != normalized || a->n_match > n - pos || a->match[0] != s[pos]) continue;
@@ -302,7 +306,7 @@ static void normalize_pieces(enc *E)
         piece pc = E->a.p[pi];
         if (pc.id < 0) {
             t.n = 0;
-            tok_normalize(E->tok->normalizer, &t, E->arena.p + pc.off, pc.len);
+            tok_normalize(&t, E->tok->normalizer, E->arena.p + pc.off, pc.len);
             pc.off = E->arena.n;
             pc.len = t.n;
             tb_put(&E->arena, t.p, t.n);

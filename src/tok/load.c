@@ -630,7 +630,7 @@ static heed_status parse_added(loader *L, const cJSON *added)
         if (a->normalized && tok->normalizer) {
             if (utf8_valid(a->content, a->n_content) != a->n_content)
                 return FAIL(L, HEED_ERR_FORMAT, "%s: added_tokens[%d]: content is not valid UTF-8", L->name, i);
-            tok_normalize(tok->normalizer, &b, a->content, a->n_content);
+            tok_normalize(&b, tok->normalizer, a->content, a->n_content);
         } else
             tb_put(&b, a->content, a->n_content);
         if (b.oom || b.rx || !b.p) {
@@ -641,6 +641,7 @@ static heed_status parse_added(loader *L, const cJSON *added)
                         a->content);
         }
         a->match = b.p, a->n_match = b.n;
+        tok->added_first[a->normalized][(unsigned char)b.p[0]] = 1;
     }
     return HEED_OK;
 }

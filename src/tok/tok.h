@@ -112,6 +112,7 @@ struct heed_tokenizer {
     /* added tokens, the pipeline */
     tadded *added;
     int n_added;
+    uint8_t added_first[2][256]; /* [normalized][byte]: some added token's match starts with that byte */
     pcre2_code *word_re;  /* one character of the Rust regex crate's \w, for single_word; NULL if unused */
     int32_t *added_of;    /* [n_ids] index into added, -1 for model-only ids */
     /* tokenizer.json "truncation" and "padding" (single sequence), applied by encode as tokenizers does */
@@ -123,8 +124,8 @@ struct heed_tokenizer {
     tnode *normalizer, *pre, *post, *decoder; /* NULL: none */
 };
 
-/* Runs the normalizer node over s [n] (valid UTF-8), appending the result to out. */
-void tok_normalize(const tnode *nd, tbuf *out, const char *s, size_t n);
+/* Appends to out the normalizer node nd applied to s [n] (valid UTF-8). */
+void tok_normalize(tbuf *out, const tnode *nd, const char *s, size_t n);
 /* Id of s [n] in the model vocabulary, or -1. */
 int32_t tok_vocab_get(const heed_tokenizer *tok, const char *s, size_t n);
 /* Frees a node tree's contents (not the node itself). */
