@@ -107,6 +107,7 @@ static heed_status compile(loader *L, pcre2_code **re, const char *pat, size_t n
     PCRE2_SIZE off;
     uint32_t opt = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
     *re = pcre2_compile((PCRE2_SPTR)pat, n, opt, &err, &off, NULL);
+    if (*re) pcre2_jit_compile(*re, PCRE2_JIT_COMPLETE); /* where JIT is unavailable the interpreter runs */
     if (!*re) {
         PCRE2_UCHAR msg[160];
         pcre2_get_error_message(err, msg, sizeof msg);
