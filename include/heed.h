@@ -520,6 +520,50 @@ heed_status heed_detokenize(heed_ctx *ctx, char **text, size_t *len, const heed_
                             const int32_t *ids, int64_t n_ids, int skip_special);
 /* ================================================================================================ */
 
+/* ================================================================================================
+ * Models: a Hugging Face model directory (config.json + safetensors) run for inference. One forward
+ * function serves every family of heed_config; tensor names come from a per-family table. Weights
+ * stay mmapped in their file dtype (f32, f16, bf16; never widened whole); activations are f32. A model
+ * holds its run state and KV cache (f32), so one model is used by one thread at a time. */
+typedef struct heed_model heed_model;
+
+/* Loads dir (config.json, generation_config.json, tokenizer_config.json, the safetensors). An unknown
+ * model_type is HEED_ERR_UNSUPPORTED naming it; a missing or misshapen tensor HEED_ERR_FORMAT naming it. */
+heed_status heed_model_load(heed_ctx *ctx, heed_model **out, const char *dir);
+/* NULL is a no-op. */
+void heed_model_free(heed_model *m);
+const heed_config *heed_model_config(const heed_model *m);
+const heed_gen_config *heed_model_gen_config(const heed_model *m);
+/* 1 when the model has an LM head (decoders), 0 for encoders (bert: hidden states only). */
+int heed_model_has_lm_head(const heed_model *m);
+/* The number of positions held by the KV cache. */
+int64_t heed_model_n_cached(const heed_model *m);
+
+/* Optional outputs of a forward pass, as transformers' output_attentions / output_hidden_states:
+ *   attn:   NULL or [n_layers] pointers, each NULL or [n_heads, n, pos + n] f32 out: layer L's
+ *           post-softmax probabilities (masked keys exactly 0)
+ *   hidden: NULL or [n_layers + 1] pointers, each NULL or [n, hidden] f32 out: 0 is the embedding
+ *           output, L the output of layer L-1, n_layers the last_hidden_state (after the final norm
+ *           where the family has one) */
+typedef struct heed_model_trace {
+    float *const *attn;
+    float *const *hidden;
+} heed_model_trace;
+
+#define HEED_FWD_LAST_LOGITS 1u /* logits of the last token only: [1, vocab] */
+
+/* Runs tokens ids [n] at positions pos .. pos + n - 1 with the first pos positions taken from the KV
+ * cache (pos = 0 starts a new sequence; 0 <= pos <= heed_model_n_cached), then caches them.
+ *   logits:      [n, vocab] f32 out (final softcap applied), [1, vocab] with HEED_FWD_LAST_LOGITS, or NULL
+ *   trace:       NULL or the optional outputs above
+ *   token_types: NULL (all 0) or [n], bert only
+ * Ids outside the vocabulary, positions past learned position tables, pos != 0 for an encoder, and
+ * logits from a model without an LM head are errors. */
+heed_status heed_model_forward(heed_ctx *ctx, heed_model *m, float *logits, const heed_model_trace *trace,
+                               const int32_t *ids, const int32_t *token_types, int64_t n, int64_t pos,
+                               unsigned flags);
+/* ================================================================================================ */
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,596 @@
+/* model.c — the model runtime: a Hugging Face checkpoint (config + mmapped safetensors) run by one
+ * forward function for every family. What differs between families is data: the tensor-name table
+ * below and the flags of heed_config; weights stay in their file dtype (f32, f16, bf16). */
+#include "core/core.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Tensor names of a family, without ".weight"/".bias". Layer names follow `layer` ("layers.%d.");
+ * NULL: the family has no such tensor. Norms are named by role: *_in before a block (pre-norm),
+ * *_out after it (gemma2's post-norms on the branch, bert's post-LayerNorm on the residual sum). */
+typedef struct arch_names {
+    heed_arch arch;
+    const char *prefixes[3];   /* tried in order: the first under which `embed` exists is used */
+    int conv1d;                /* linear weights are [in, out] (GPT-2 Conv1D) instead of [out, in] */
+    const char *embed, *pos_embed, *type_embed, *embed_norm;
+    const char *layer;
+    const char *attn_in, *attn_out, *ffn_in, *ffn_out;
+    const char *q, *k, *v, *qkv, *o, *q_norm, *k_norm;
+    const char *gate, *up, *down;
+    const char *final_norm;
+    const char *lm_head;       /* outside the prefix; NULL: no LM head (encoders) */
+} arch_names;
+
+#define LLAMA_NAMES(a, attn_out, ffn_in, ffn_out)                                                      \
+    {a, {"model.", "", NULL}, 0, "embed_tokens", NULL, NULL, NULL, "layers.%d.", "input_layernorm",      \
+     attn_out, ffn_in, ffn_out, "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", NULL,         \
+     "self_attn.o_proj", "self_attn.q_norm", "self_attn.k_norm", "mlp.gate_proj", "mlp.up_proj",          \
+     "mlp.down_proj", "norm", "lm_head"}
+
+static const arch_names NAMES[] = {
+    LLAMA_NAMES(HEED_ARCH_LLAMA, NULL, "post_attention_layernorm", NULL),
+    LLAMA_NAMES(HEED_ARCH_MISTRAL, NULL, "post_attention_layernorm", NULL),
+    LLAMA_NAMES(HEED_ARCH_QWEN2, NULL, "post_attention_layernorm", NULL),
+    LLAMA_NAMES(HEED_ARCH_QWEN3, NULL, "post_attention_layernorm", NULL),
+    LLAMA_NAMES(HEED_ARCH_GEMMA2, "post_attention_layernorm", "pre_feedforward_layernorm",
+                "post_feedforward_layernorm"),
+    {HEED_ARCH_GPT2, {"transformer.", "", NULL}, 1, "wte", "wpe", NULL, NULL, "h.%d.", "ln_1", NULL, "ln_2", NULL,
+     NULL, NULL, NULL, "attn.c_attn", "attn.c_proj", NULL, NULL, NULL, "mlp.c_fc", "mlp.c_proj", "ln_f", "lm_head"},
+    {HEED_ARCH_BERT, {"bert.", "", NULL}, 0, "embeddings.word_embeddings", "embeddings.position_embeddings",
+     "embeddings.token_type_embeddings", "embeddings.LayerNorm", "encoder.layer.%d.", NULL,
+     "attention.output.LayerNorm", NULL, "output.LayerNorm", "attention.self.query", "attention.self.key",
+     "attention.self.value", NULL, "attention.output.dense", NULL, NULL, NULL, "intermediate.dense",
+     "output.dense", NULL, NULL},
+};
+
+typedef struct lin {
+    const heed_st_tensor *w, *b; /* w: [out, in], or [in, out] when conv1d; b: [out] or NULL */
+    int conv1d;
+} lin;
+typedef struct norm { const heed_st_tensor *w, *b; } norm; /* w, b: [n]; w NULL: not used */
+
+typedef struct layer_w {
+    norm attn_in, attn_out, ffn_in, ffn_out, q_norm, k_norm;
+    lin q, k, v, qkv, o, gate, up, down;
+} layer_w;
+
+struct heed_model {
+    heed_config cfg;
+    heed_gen_config gen;
+    heed_st *st;
+    const arch_names *names;
+    /* weights */
+    const heed_st_tensor *embed, *pos_embed, *type_embed, *lm_head; /* lm_head NULL: none */
+    norm embed_norm, final_norm;
+    layer_w *layers;               /* [n_layers] */
+    /* run state, grown on demand */
+    int64_t cap_tokens;            /* rows of the activation buffers */
+    float *x, *xb, *xc;            /* [cap_tokens, hidden] residual stream and two scratch rows */
+    float *qkv;                    /* [cap_tokens, qkv_dim]: q | k | v of each token */
+    float *att;                    /* [cap_tokens, n_heads * head_dim] attention output, heads concatenated */
+    float *hb, *hb2;               /* [cap_tokens, intermediate] */
+    float *lse;                    /* [n_heads, cap_tokens] */
+    float *wbuf;                   /* [wbuf_len] f32 copy of a block of a f16/bf16 weight */
+    int64_t wbuf_len;
+    float *inv_freq;               /* [head_dim / 2] */
+    /* KV cache: layer L key of head h at position p is kc[L][(h * cap_ctx + p) * head_dim] */
+    float **kc, **vc;              /* [n_layers] */
+    int64_t cap_ctx, n_cached;
+};
+
+static int64_t qkv_dim(const heed_config *c) { return (c->n_heads + 2 * c->n_kv_heads) * c->head_dim; }
+
+static float load(const heed_st_tensor *t, int64_t i) { return heed_load_f32(t->data, (heed_dtype)t->dtype, i); }
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Loading */
+
+/* The tensor prefix + mid + name + suffix ("model.layers.3." "self_attn.q_proj" ".weight"), checked
+ * against n_dims / shape (see heed_st_get). */
+static heed_status get(heed_ctx *ctx, const heed_st_tensor **out, const heed_model *m, const char *prefix,
+                       const char *mid, const char *name, const char *suffix, int n_dims, const int64_t *shape)
+{
+    char full[512];
+    snprintf(full, sizeof full, "%s%s%s%s", prefix, mid, name, suffix);
+    if (!heed_st_find(m->st, full))
+        return heed_fail(ctx, HEED_ERR_FORMAT, "model: tensor '%s' (%s) is missing from the checkpoint", full,
+                         m->cfg.model_type);
+    return heed_st_get(ctx, out, m->st, full, n_dims, shape);
+}
+
+static heed_status get_norm(heed_ctx *ctx, norm *n, const heed_model *m, const char *prefix, const char *mid,
+                            const char *name, int64_t size)
+{
+    n->w = n->b = NULL;
+    if (!name) return HEED_OK;
+    heed_status s = get(ctx, &n->w, m, prefix, mid, name, ".weight", 1, &size);
+    if (s == HEED_OK && m->cfg.norm == HEED_LN_LAYER && m->cfg.norm_bias)
+        s = get(ctx, &n->b, m, prefix, mid, name, ".bias", 1, &size);
+    return s;
+}
+
+static heed_status get_lin(heed_ctx *ctx, lin *l, const heed_model *m, const char *prefix, const char *mid,
+                           const char *name, int64_t in, int64_t out, int bias)
+{
+    l->w = l->b = NULL;
+    l->conv1d = m->names->conv1d;
+    int64_t shape[2] = {out, in};
+    if (l->conv1d) shape[0] = in, shape[1] = out;
+    heed_status s = get(ctx, &l->w, m, prefix, mid, name, ".weight", 2, shape);
+    if (s == HEED_OK && bias) s = get(ctx, &l->b, m, prefix, mid, name, ".bias", 1, &out);
+    return s;
+}
+
+static heed_status load_weights(heed_ctx *ctx, heed_model *m)
+{
+    const heed_config *c = &m->cfg;
+    const arch_names *nm = m->names;
+    const char *p = NULL;
+    char probe[256];
+    for (int i = 0; i < 3 && nm->prefixes[i] && !p; i++) {
+        snprintf(probe, sizeof probe, "%s%s.weight", nm->prefixes[i], nm->embed);
+        if (heed_st_find(m->st, probe)) p = nm->prefixes[i];
+    }
+    if (!p)
+        return heed_fail(ctx, HEED_ERR_FORMAT, "model: tensor '%s%s.weight' (%s embeddings) is missing from the checkpoint",
+                         nm->prefixes[0], nm->embed, c->model_type);
+    int64_t d = c->hidden, D = c->head_dim, F = c->intermediate;
+    int64_t sh[2] = {c->vocab, d};
+    heed_status s = get(ctx, &m->embed, m, p, "", nm->embed, ".weight", 2, sh);
+    if (s == HEED_OK && nm->pos_embed) {
+        sh[0] = c->max_pos;
+        s = get(ctx, &m->pos_embed, m, p, "", nm->pos_embed, ".weight", 2, sh);
+    }
+    if (s == HEED_OK && nm->type_embed) {
+        sh[0] = c->type_vocab;
+        s = get(ctx, &m->type_embed, m, p, "", nm->type_embed, ".weight", 2, sh);
+    }
+    if (s == HEED_OK) s = get_norm(ctx, &m->embed_norm, m, p, "", nm->embed_norm, d);
+    if (s == HEED_OK) s = get_norm(ctx, &m->final_norm, m, p, "", nm->final_norm, d);
+    m->lm_head = NULL;
+    if (s == HEED_OK && nm->lm_head) {
+        if (c->tie_embeddings) m->lm_head = m->embed;
+        else {
+            sh[0] = c->vocab;
+            s = get(ctx, &m->lm_head, m, "", "", nm->lm_head, ".weight", 2, sh);
+        }
+    }
+    int64_t qd = c->n_heads * D, kd = c->n_kv_heads * D;
+    for (int64_t L = 0; L < c->n_layers && s == HEED_OK; L++) {
+        char mid[64];
+        snprintf(mid, sizeof mid, nm->layer, (int)L);
+        layer_w *w = &m->layers[L];
+        s = get_norm(ctx, &w->attn_in, m, p, mid, nm->attn_in, d);
+        if (s == HEED_OK) s = get_norm(ctx, &w->attn_out, m, p, mid, nm->attn_out, d);
+        if (s == HEED_OK) s = get_norm(ctx, &w->ffn_in, m, p, mid, nm->ffn_in, d);
+        if (s == HEED_OK) s = get_norm(ctx, &w->ffn_out, m, p, mid, nm->ffn_out, d);
+        if (s == HEED_OK && c->qk_norm) s = get_norm(ctx, &w->q_norm, m, p, mid, nm->q_norm, D);
+        if (s == HEED_OK && c->qk_norm) s = get_norm(ctx, &w->k_norm, m, p, mid, nm->k_norm, D);
+        if (c->fused_qkv) {
+            if (s == HEED_OK) s = get_lin(ctx, &w->qkv, m, p, mid, nm->qkv, d, qd + 2 * kd, c->qkv_bias);
+        } else {
+            if (s == HEED_OK) s = get_lin(ctx, &w->q, m, p, mid, nm->q, d, qd, c->qkv_bias);
+            if (s == HEED_OK) s = get_lin(ctx, &w->k, m, p, mid, nm->k, d, kd, c->qkv_bias);
+            if (s == HEED_OK) s = get_lin(ctx, &w->v, m, p, mid, nm->v, d, kd, c->qkv_bias);
+        }
+        if (s == HEED_OK) s = get_lin(ctx, &w->o, m, p, mid, nm->o, qd, d, c->o_bias);
+        if (s == HEED_OK && c->mlp == HEED_MLP_GATED) s = get_lin(ctx, &w->gate, m, p, mid, nm->gate, d, F, c->mlp_bias);
+        if (s == HEED_OK) s = get_lin(ctx, &w->up, m, p, mid, nm->up, d, F, c->mlp_bias);
+        if (s == HEED_OK) s = get_lin(ctx, &w->down, m, p, mid, nm->down, F, d, c->mlp_bias);
+    }
+    return s;
+}
+
+heed_status heed_model_load(heed_ctx *ctx, heed_model **out, const char *dir)
+{
+    if (!out || !dir) return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_load: NULL argument");
+    *out = NULL;
+    heed_model *m = calloc(1, sizeof *m);
+    if (!m) return heed_fail(ctx, HEED_ERR_NOMEM, "heed_model_load: out of memory");
+    heed_status s = heed_config_load(ctx, &m->cfg, &m->gen, dir);
+    const heed_config *c = &m->cfg;
+    for (size_t i = 0; s == HEED_OK && i < sizeof NAMES / sizeof NAMES[0]; i++)
+        if (NAMES[i].arch == c->arch) m->names = &NAMES[i];
+    if (s == HEED_OK && !m->names)
+        s = heed_fail(ctx, HEED_ERR_UNSUPPORTED, "heed_model_load: model_type '%s' has no tensor-name table", c->model_type);
+    if (s == HEED_OK && c->pos == HEED_POS_ROPE && c->head_dim % 2)
+        s = heed_fail(ctx, HEED_ERR_FORMAT, "heed_model_load: head_dim %lld must be even for RoPE", (long long)c->head_dim);
+    if (s == HEED_OK) s = heed_st_open(ctx, &m->st, dir);
+    if (s == HEED_OK) {
+        m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+        m->kc = calloc((size_t)c->n_layers, sizeof *m->kc);
+        m->vc = calloc((size_t)c->n_layers, sizeof *m->vc);
+        m->inv_freq = heed_alloc(sizeof(float) * (size_t)(c->head_dim / 2 + 1));
+        /* a block of a converted weight holds at least one row of either layout */
+        int64_t row = c->vocab;
+        int64_t dims[] = {c->hidden, c->intermediate, qkv_dim(c), c->n_heads * c->head_dim};
+        for (int i = 0; i < 4; i++) row = dims[i] > row ? dims[i] : row;
+        m->wbuf_len = row > (1 << 18) ? row : (1 << 18);
+        m->wbuf = heed_alloc(sizeof(float) * (size_t)m->wbuf_len);
+        if (!m->layers || !m->kc || !m->vc || !m->inv_freq || !m->wbuf)
+            s = heed_fail(ctx, HEED_ERR_NOMEM, "heed_model_load: out of memory");
+    }
+    if (s == HEED_OK) s = load_weights(ctx, m);
+    if (s != HEED_OK) {
+        heed_model_free(m);
+        return s;
+    }
+    *out = m;
+    return HEED_OK;
+}
+
+static void free_state(heed_model *m)
+{
+    float **bufs[] = {&m->x, &m->xb, &m->xc, &m->qkv, &m->att, &m->hb, &m->hb2, &m->lse};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) heed_free(*bufs[i]), *bufs[i] = NULL;
+}
+
+void heed_model_free(heed_model *m)
+{
+    if (!m) return;
+    free_state(m);
+    for (int64_t L = 0; m->kc && L < m->cfg.n_layers; L++) heed_free(m->kc[L]), heed_free(m->vc[L]);
+    free(m->kc);
+    free(m->vc);
+    free(m->layers);
+    heed_free(m->wbuf);
+    heed_free(m->inv_freq);
+    heed_st_close(m->st);
+    free(m);
+}
+
+const heed_config *heed_model_config(const heed_model *m) { return &m->cfg; }
+const heed_gen_config *heed_model_gen_config(const heed_model *m) { return &m->gen; }
+int heed_model_has_lm_head(const heed_model *m) { return m->lm_head != NULL; }
+int64_t heed_model_n_cached(const heed_model *m) { return m->n_cached; }
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Run state */
+
+static heed_status reserve_tokens(heed_ctx *ctx, heed_model *m, int64_t n)
+{
+    if (n <= m->cap_tokens) return HEED_OK;
+    free_state(m);
+    const heed_config *c = &m->cfg;
+    size_t N = (size_t)n, d = (size_t)c->hidden, F = (size_t)c->intermediate;
+    m->x = heed_alloc(sizeof(float) * N * d);
+    m->xb = heed_alloc(sizeof(float) * N * d);
+    m->xc = heed_alloc(sizeof(float) * N * d);
+    m->qkv = heed_alloc(sizeof(float) * N * (size_t)qkv_dim(c));
+    m->att = heed_alloc(sizeof(float) * N * (size_t)(c->n_heads * c->head_dim));
+    m->hb = heed_alloc(sizeof(float) * N * F);
+    m->hb2 = heed_alloc(sizeof(float) * N * F);
+    m->lse = heed_alloc(sizeof(float) * N * (size_t)c->n_heads);
+    if (!m->x || !m->xb || !m->xc || !m->qkv || !m->att || !m->hb || !m->hb2 || !m->lse) {
+        free_state(m);
+        m->cap_tokens = 0;
+        return heed_fail(ctx, HEED_ERR_NOMEM, "heed_model_forward: out of memory for %lld tokens", (long long)n);
+    }
+    m->cap_tokens = n;
+    return HEED_OK;
+}
+
+/* Grows the KV cache to hold n positions, keeping the first m->n_cached. */
+static heed_status reserve_ctx(heed_ctx *ctx, heed_model *m, int64_t n)
+{
+    if (n <= m->cap_ctx) return HEED_OK;
+    const heed_config *c = &m->cfg;
+    int64_t cap = m->cap_ctx * 2 > n ? m->cap_ctx * 2 : n, D = c->head_dim;
+    size_t bytes = sizeof(float) * (size_t)(c->n_kv_heads * cap * D);
+    for (int64_t L = 0; L < c->n_layers; L++) {
+        float **caches[2] = {&m->kc[L], &m->vc[L]};
+        for (int i = 0; i < 2; i++) {
+            float *nc = heed_alloc(bytes);
+            if (!nc) return heed_fail(ctx, HEED_ERR_NOMEM, "heed_model_forward: out of memory for a KV cache of %lld positions",
+                                      (long long)cap);
+            for (int64_t h = 0; h < c->n_kv_heads && m->n_cached; h++)
+                memcpy(nc + h * cap * D, *caches[i] + h * m->cap_ctx * D, sizeof(float) * (size_t)(m->n_cached * D));
+            heed_free(*caches[i]);
+            *caches[i] = nc;
+        }
+    }
+    m->cap_ctx = cap;
+    return HEED_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Kernels */
+
+/* y [n, ldy] (columns [0, out)) = x [n, in] W^T + b. f32 weights go straight to sgemm; f16/bf16 ones are
+ * widened one block of rows at a time into m->wbuf (never the whole matrix). */
+static void linear(heed_model *m, float *y, int64_t ldy, const float *x, const lin *l, int64_t n, int64_t in,
+                   int64_t out)
+{
+    const heed_st_tensor *w = l->w;
+    int conv1d = l->conv1d;
+    if (w->dtype == HEED_ST_F32) {
+        const float *W = w->data;
+        if (conv1d) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)out, (int)in, 1.0f, x, (int)in,
+                                W, (int)out, 0.0f, y, (int)ldy);
+        else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in, 1.0f, x, (int)in, W,
+                         (int)in, 0.0f, y, (int)ldy);
+    } else {
+        int64_t rows = conv1d ? in : out, len = conv1d ? out : in, esz = (int64_t)heed_st_dtype_size(w->dtype);
+        int64_t block = m->wbuf_len / len;
+        for (int64_t r0 = 0; r0 < rows; r0 += block) {
+            int64_t nr = rows - r0 < block ? rows - r0 : block;
+            heed_convert(m->wbuf, HEED_F32, (const char *)w->data + r0 * len * esz, (heed_dtype)w->dtype,
+                         (size_t)(nr * len));
+            if (conv1d) /* rows are input features: accumulate the partial products */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)out, (int)nr, 1.0f, x + r0,
+                            (int)in, m->wbuf, (int)out, r0 ? 1.0f : 0.0f, y, (int)ldy);
+            else
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nr, (int)in, 1.0f, x, (int)in,
+                            m->wbuf, (int)in, 0.0f, y + r0, (int)ldy);
+        }
+    }
+    if (l->b)
+        for (int64_t t = 0; t < n; t++)
+            for (int64_t j = 0; j < out; j++) y[t * ldy + j] += load(l->b, j);
+}
+
+/* o [n, stride] = norm(x [n, stride]) over the first `size` columns of each row, as transformers computes it
+ * in f32: RMSNorm x / sqrt(mean(x^2) + eps) * w (gemma2: * (1 + w)); LayerNorm (x - mean) / sqrt(var + eps) * w + b. */
+static void apply_norm(const heed_config *c, float *o, const float *x, const norm *nw, int64_t n, int64_t size,
+                       int64_t stride)
+{
+    for (int64_t t = 0; t < n; t++) {
+        const float *xr = x + t * stride;
+        float *orow = o + t * stride;
+        if (c->norm == HEED_LN_RMS) {
+            float ss = 0.0f;
+            for (int64_t i = 0; i < size; i++) ss += xr[i] * xr[i];
+            float r = 1.0f / sqrtf(ss / (float)size + (float)c->norm_eps);
+            for (int64_t i = 0; i < size; i++) {
+                float g = load(nw->w, i);
+                orow[i] = (xr[i] * r) * (c->norm_add_one ? 1.0f + g : g);
+            }
+        } else {
+            double mean = 0.0, var = 0.0;
+            for (int64_t i = 0; i < size; i++) mean += xr[i];
+            mean /= (double)size;
+            for (int64_t i = 0; i < size; i++) var += (xr[i] - mean) * (xr[i] - mean);
+            float r = (float)(1.0 / sqrt(var / (double)size + c->norm_eps));
+            for (int64_t i = 0; i < size; i++)
+                orow[i] = (float)(xr[i] - mean) * r * load(nw->w, i) + (nw->b ? load(nw->b, i) : 0.0f);
+        }
+    }
+}
+
+static float activation(heed_act a, float x)
+{
+    switch (a) {
+    case HEED_ACT_SILU: return x / (1.0f + expf(-x));
+    case HEED_ACT_GELU: return (float)(0.5 * x * (1.0 + erf(x / sqrt(2.0))));
+    case HEED_ACT_GELU_TANH:
+        return (float)(0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * (double)x * x * x))));
+    case HEED_ACT_RELU: return x > 0.0f ? x : 0.0f;
+    }
+    return x;
+}
+
+/* Rotates the heads of rows x [n, stride] (n_h heads of D from column 0) at positions pos0 + t,
+ * rotate_half convention: cos/sin of cat(freqs, freqs), times attention_factor. */
+static void rope(float *x, const float *inv_freq, float factor, int64_t n, int64_t n_h, int64_t D, int64_t stride,
+                 int64_t pos0)
+{
+    int64_t half = D / 2;
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t i = 0; i < half; i++) {
+            float f = (float)(pos0 + t) * inv_freq[i];
+            float cs = cosf(f) * factor, sn = sinf(f) * factor;
+            for (int64_t h = 0; h < n_h; h++) {
+                float *r = x + t * stride + h * D;
+                float x1 = r[i], x2 = r[i + half];
+                r[i] = x1 * cs - x2 * sn;
+                r[i + half] = x2 * cs + x1 * sn;
+            }
+        }
+}
+
+/* The mask of layer L: bidirectional (encoders), the sliding window, or causal. */
+static heed_mask layer_mask(const heed_config *c, int64_t L)
+{
+    heed_mask mk;
+    memset(&mk, 0, sizeof mk);
+    mk.dilation[0] = mk.dilation[1] = 1;
+    if (!c->causal) mk.kind = HEED_MASK_NONE;
+    else if (c->layer_window[L] && c->sliding_window > 0) {
+        mk.kind = HEED_MASK_WINDOW;
+        mk.left = c->sliding_window - 1;
+        mk.right = 0;
+    } else mk.kind = HEED_MASK_CAUSAL;
+    return mk;
+}
+
+/* probs [Hq, n, Tk] = exp(s - lse) with the scores s the attention kernel used (scale, softcap, mask):
+ * the probabilities of that call, exactly normalised by its lse [Hq, n]. */
+static void attn_probs(const heed_config *c, float *probs, const heed_attn_desc *d, const float *lse, int64_t n,
+                       int64_t Tk)
+{
+    int64_t D = c->head_dim, group = c->n_heads / c->n_kv_heads;
+    for (int64_t h = 0; h < c->n_heads; h++)
+        for (int64_t t = 0; t < n; t++) {
+            const float *q = heed_row(&d->q, 0, h, t);
+            float *pr = probs + (h * n + t) * Tk;
+            for (int64_t j = 0; j < Tk; j++) {
+                if (!heed_mask_visible(&d->mask, d->q_offset + t, j, h)) {
+                    pr[j] = 0.0f;
+                    continue;
+                }
+                const float *k = heed_row(&d->k, 0, h / group, j);
+                double s = 0.0;
+                for (int64_t i = 0; i < D; i++) s += (double)q[i] * k[i];
+                s *= d->scale;
+                if (d->softcap > 0.0f) s = d->softcap * tanh(s / d->softcap);
+                pr[j] = (float)exp(s - lse[h * n + t]);
+            }
+        }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Forward */
+
+/* One attention block on m->xb [n, d] (the block's input) into m->xb: projections, q/k norm, RoPE,
+ * cache append, attention over positions [0, pos + n), output projection. */
+static heed_status attention(heed_ctx *ctx, heed_model *m, int64_t L, int64_t n, int64_t pos, float *probs)
+{
+    const heed_config *c = &m->cfg;
+    const layer_w *w = &m->layers[L];
+    int64_t d = c->hidden, D = c->head_dim, Hq = c->n_heads, Hk = c->n_kv_heads, ld = qkv_dim(c);
+    int64_t qd = Hq * D, kd = Hk * D;
+    float *q = m->qkv, *k = m->qkv + qd, *v = m->qkv + qd + kd;
+    if (c->fused_qkv) linear(m, m->qkv, ld, m->xb, &w->qkv, n, d, ld);
+    else {
+        linear(m, q, ld, m->xb, &w->q, n, d, qd);
+        linear(m, k, ld, m->xb, &w->k, n, d, kd);
+        linear(m, v, ld, m->xb, &w->v, n, d, kd);
+    }
+    if (c->qk_norm) {
+        for (int64_t t = 0; t < n; t++) {
+            apply_norm(c, q + t * ld, q + t * ld, &w->q_norm, Hq, D, D);
+            apply_norm(c, k + t * ld, k + t * ld, &w->k_norm, Hk, D, D);
+        }
+    }
+    if (c->pos == HEED_POS_ROPE) {
+        float factor;
+        heed_status s = heed_rope_inv_freq(ctx, m->inv_freq, &factor, c, pos + n);
+        if (s != HEED_OK) return s;
+        rope(q, m->inv_freq, factor, n, Hq, D, ld, pos);
+        rope(k, m->inv_freq, factor, n, Hk, D, ld, pos);
+    }
+    for (int64_t h = 0; h < Hk; h++)
+        for (int64_t t = 0; t < n; t++) {
+            memcpy(m->kc[L] + (h * m->cap_ctx + pos + t) * D, k + t * ld + h * D, sizeof(float) * (size_t)D);
+            memcpy(m->vc[L] + (h * m->cap_ctx + pos + t) * D, v + t * ld + h * D, sizeof(float) * (size_t)D);
+        }
+    int64_t Tk = pos + n;
+    heed_attn_desc ad;
+    heed_attn_desc_init(&ad);
+    int64_t f = (int64_t)sizeof(float);
+    ad.q = (heed_tensor){q, HEED_F32, {1, Hq, n, D}, {n * ld * f, D * f, ld * f, f}};
+    ad.k = (heed_tensor){m->kc[L], HEED_F32, {1, Hk, Tk, D}, {Hk * m->cap_ctx * D * f, m->cap_ctx * D * f, D * f, f}};
+    ad.v = ad.k;
+    ad.v.data = m->vc[L];
+    ad.q_offset = pos;
+    ad.mask = layer_mask(c, L);
+    ad.scale = (float)(c->scale_by_inverse_layer ? c->attn_scale / (double)(L + 1) : c->attn_scale);
+    ad.softcap = (float)c->attn_softcap;
+    heed_tensor o = {m->att, HEED_F32, {1, Hq, n, D}, {n * qd * f, D * f, qd * f, f}};
+    heed_status s = heed_attn_forward(ctx, &o, m->lse, &ad);
+    if (s != HEED_OK) return s;
+    if (probs) attn_probs(c, probs, &ad, m->lse, n, Tk);
+    linear(m, m->xb, d, m->att, &w->o, n, qd, d);
+    return HEED_OK;
+}
+
+/* MLP on m->xb [n, d] into m->xb. */
+static void mlp(heed_model *m, int64_t L, int64_t n)
+{
+    const heed_config *c = &m->cfg;
+    const layer_w *w = &m->layers[L];
+    int64_t d = c->hidden, F = c->intermediate;
+    linear(m, m->hb, F, m->xb, &w->up, n, d, F);
+    if (c->mlp == HEED_MLP_GATED) {
+        linear(m, m->hb2, F, m->xb, &w->gate, n, d, F);
+        for (int64_t i = 0; i < n * F; i++) m->hb[i] *= activation(c->act, m->hb2[i]);
+    } else
+        for (int64_t i = 0; i < n * F; i++) m->hb[i] = activation(c->act, m->hb[i]);
+    linear(m, m->xb, d, m->hb, &w->down, n, F, d);
+}
+
+/* x += branch, with the optional post-norm of the branch (gemma2) or of the sum (bert). */
+static void residual(const heed_config *c, float *x, float *branch, const norm *out_norm, int64_t n)
+{
+    int64_t d = c->hidden;
+    if (out_norm->w && !c->post_ln) apply_norm(c, branch, branch, out_norm, n, d, d);
+    for (int64_t i = 0; i < n * d; i++) x[i] += branch[i];
+    if (out_norm->w && c->post_ln) apply_norm(c, x, x, out_norm, n, d, d);
+}
+
+static void embed(heed_model *m, const int32_t *ids, const int32_t *types, int64_t n, int64_t pos)
+{
+    const heed_config *c = &m->cfg;
+    int64_t d = c->hidden;
+    for (int64_t t = 0; t < n; t++) {
+        float *x = m->x + t * d;
+        size_t esz = heed_st_dtype_size(m->embed->dtype);
+        heed_convert(x, HEED_F32, (const char *)m->embed->data + (size_t)ids[t] * (size_t)d * esz,
+                     (heed_dtype)m->embed->dtype, (size_t)d);
+        if (c->embed_scale) {
+            float sc = sqrtf((float)d);
+            for (int64_t i = 0; i < d; i++) x[i] *= sc;
+        }
+        if (m->pos_embed)
+            for (int64_t i = 0; i < d; i++) x[i] += load(m->pos_embed, (pos + t) * d + i);
+        if (m->type_embed)
+            for (int64_t i = 0; i < d; i++) x[i] += load(m->type_embed, (types ? types[t] : 0) * d + i);
+    }
+    if (m->embed_norm.w) apply_norm(c, m->x, m->x, &m->embed_norm, n, d, d);
+}
+
+heed_status heed_model_forward(heed_ctx *ctx, heed_model *m, float *logits, const heed_model_trace *trace,
+                               const int32_t *ids, const int32_t *token_types, int64_t n, int64_t pos,
+                               unsigned flags)
+{
+    if (!m || !ids) return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_forward: NULL model or ids");
+    const heed_config *c = &m->cfg;
+    if (n < 1) return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_forward: n = %lld tokens, expected >= 1", (long long)n);
+    if (pos < 0 || pos > m->n_cached)
+        return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_forward: pos = %lld, expected 0..%lld (the cached positions)",
+                         (long long)pos, (long long)m->n_cached);
+    if (logits && !m->lm_head)
+        return heed_fail(ctx, HEED_ERR_UNSUPPORTED, "heed_model_forward: this %s checkpoint has no LM head: no logits",
+                         c->model_type);
+    for (int64_t t = 0; t < n; t++) {
+        if (ids[t] < 0 || ids[t] >= c->vocab)
+            return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_forward: ids[%lld] = %d is outside the vocabulary [0, %lld)",
+                             (long long)t, ids[t], (long long)c->vocab);
+        if (m->type_embed && token_types && (token_types[t] < 0 || token_types[t] >= c->type_vocab))
+            return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_forward: token_types[%lld] = %d, expected 0..%lld",
+                             (long long)t, token_types[t], (long long)c->type_vocab - 1);
+    }
+    if (m->pos_embed && pos + n > c->max_pos)
+        return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_forward: positions up to %lld, but the model has learned "
+                         "positions for %lld", (long long)(pos + n), (long long)c->max_pos);
+    if (!c->causal && pos != 0)
+        return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_forward: an encoder (%s) runs the whole sequence at once: pos must be 0",
+                         c->model_type);
+    heed_status s = reserve_tokens(ctx, m, n);
+    if (s == HEED_OK) s = reserve_ctx(ctx, m, pos + n);
+    if (s != HEED_OK) return s;
+    m->n_cached = pos; /* positions past pos are overwritten */
+    int64_t d = c->hidden;
+    size_t row_bytes = sizeof(float) * (size_t)(n * d);
+    embed(m, ids, token_types, n, pos);
+    if (trace && trace->hidden && trace->hidden[0]) memcpy(trace->hidden[0], m->x, row_bytes);
+    for (int64_t L = 0; L < c->n_layers; L++) {
+        const layer_w *w = &m->layers[L];
+        if (w->attn_in.w) apply_norm(c, m->xb, m->x, &w->attn_in, n, d, d);
+        else memcpy(m->xb, m->x, row_bytes);
+        s = attention(ctx, m, L, n, pos, trace && trace->attn ? trace->attn[L] : NULL);
+        if (s != HEED_OK) return s;
+        residual(c, m->x, m->xb, &w->attn_out, n);
+        if (w->ffn_in.w) apply_norm(c, m->xb, m->x, &w->ffn_in, n, d, d);
+        else memcpy(m->xb, m->x, row_bytes);
+        mlp(m, L, n);
+        residual(c, m->x, m->xb, &w->ffn_out, n);
+        if (trace && trace->hidden && trace->hidden[L + 1] && L + 1 < c->n_layers)
+            memcpy(trace->hidden[L + 1], m->x, row_bytes);
+    }
+    m->n_cached = pos + n;
+    if (m->final_norm.w) apply_norm(c, m->x, m->x, &m->final_norm, n, d, d);
+    if (trace && trace->hidden && trace->hidden[c->n_layers]) memcpy(trace->hidden[c->n_layers], m->x, row_bytes);
+    if (!logits) return HEED_OK;
+    int64_t first = flags & HEED_FWD_LAST_LOGITS ? n - 1 : 0, V = c->vocab;
+    lin head = {m->lm_head, NULL, 0}; /* [V, d] in every family: the embedding or a Linear */
+    linear(m, logits, V, m->x + first * d, &head, n - first, d, V);
+    if (c->final_softcap > 0.0)
+        for (int64_t i = 0; i < (n - first) * V; i++)
+            logits[i] = (float)(c->final_softcap * tanh(logits[i] / c->final_softcap));
+    return HEED_OK;
+}

@@ -1,0 +1,192 @@
+/* test_model.c — the model runtime against transformers on every golden checkpoint of tests/data/models:
+ * logits (max abs <= 1e-4), attention probabilities (max abs <= 1e-5), hidden states (max abs <= 1e-4,
+ * rows normalised or not: the residual stream is O(1)), and for decoders the greedy continuation
+ * decoded one token at a time through the KV cache (ids identical, each step's logits <= 1e-4 of gen_logits).
+ * Also: a missing tensor and an id outside the vocabulary are clear errors. */
+#include "harness.h"
+#include "heed.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOGIT_TOL 1e-4
+#define ATTN_TOL 1e-5
+#define HIDDEN_TOL 1e-4
+
+static const char *MODELS[] = {"llama3-old", "llama3-new", "llama-yarn", "llama-linear-sharded", "llama3-bf16",
+                               "mistral", "qwen2", "qwen3", "gemma2", "gpt2", "bert"};
+
+static const char *data_dir(void)
+{
+    const char *d = getenv("HEED_TEST_DATA");
+    return d ? d : "tests/data";
+}
+
+/* A golden tensor as int32 (I64 in the file), [*n]; NULL when absent. */
+static int32_t *golden_ids(const heed_st *g, const char *name, int64_t *n)
+{
+    const heed_st_tensor *t = heed_st_find(g, name);
+    if (!t || t->dtype != HEED_ST_I64) return NULL;
+    int32_t *ids = malloc(sizeof *ids * (size_t)t->n_elems);
+    for (int64_t i = 0; i < t->n_elems; i++) {
+        int64_t v;
+        memcpy(&v, (const char *)t->data + i * 8, 8);
+        ids[i] = (int32_t)v;
+    }
+    *n = t->n_elems;
+    return ids;
+}
+
+static const float *golden_f32(const heed_st *g, const char *name, int64_t n_elems)
+{
+    const heed_st_tensor *t = heed_st_find(g, name);
+    CHECK(t && t->dtype == HEED_ST_F32 && t->n_elems == n_elems, "golden %s: missing or not F32 [%lld]", name,
+          (long long)n_elems);
+    return t && t->dtype == HEED_ST_F32 && t->n_elems == n_elems ? t->data : NULL;
+}
+
+static int64_t argmax(const float *x, int64_t n)
+{
+    int64_t b = 0;
+    for (int64_t i = 1; i < n; i++) b = x[i] > x[b] ? i : b;
+    return b;
+}
+
+static void test_model(heed_ctx *ctx, const char *name)
+{
+    char dir[1024], gpath[1100];
+    snprintf(dir, sizeof dir, "%s/models/%s", data_dir(), name);
+    snprintf(gpath, sizeof gpath, "%s/golden.safetensors", dir);
+    heed_model *m = NULL;
+    heed_st *g = NULL;
+    CHECK_OK(ctx, heed_model_load(ctx, &m, dir));
+    CHECK_OK(ctx, heed_st_open(ctx, &g, gpath));
+    if (!m || !g) goto out;
+    const heed_config *c = heed_model_config(m);
+    int64_t T = 0, nt = 0, ng = 0, V = c->vocab, d = c->hidden, H = c->n_heads, NL = c->n_layers;
+    int32_t *ids = golden_ids(g, "input_ids", &T);
+    int32_t *types = golden_ids(g, "token_type_ids", &nt);
+    int32_t *gen = golden_ids(g, "gen_ids", &ng);
+    float *attn[8], *hidden[9];
+    for (int64_t L = 0; L < NL; L++) attn[L] = malloc(sizeof(float) * (size_t)(H * T * T));
+    for (int64_t L = 0; L <= NL; L++) hidden[L] = malloc(sizeof(float) * (size_t)(T * d));
+    float *logits = malloc(sizeof(float) * (size_t)(T * V));
+    heed_model_trace tr = {attn, hidden};
+    int lm = heed_model_has_lm_head(m);
+    CHECK(lm == (c->arch != HEED_ARCH_BERT), "%s: LM head %d", name, lm);
+    CHECK_OK(ctx, heed_model_forward(ctx, m, lm ? logits : NULL, &tr, ids, types, T, 0, 0));
+    double e_logits = 0, e_attn = 0, e_hidden = 0;
+    if (lm) {
+        const float *gl = golden_f32(g, "logits", T * V);
+        if (gl) e_logits = t_max_abs(logits, gl, T * V);
+        CHECK(e_logits <= LOGIT_TOL, "%s: logits max abs %.3g > %g", name, e_logits, LOGIT_TOL);
+    }
+    for (int64_t L = 0; L < NL; L++) {
+        char key[32];
+        snprintf(key, sizeof key, "attn.%lld", (long long)L);
+        const float *ga = golden_f32(g, key, H * T * T);
+        double e = ga ? t_max_abs(attn[L], ga, H * T * T) : 1.0;
+        e_attn = e > e_attn ? e : e_attn;
+        CHECK(e <= ATTN_TOL, "%s: attn.%lld max abs %.3g > %g", name, (long long)L, e, ATTN_TOL);
+    }
+    for (int64_t L = 0; L <= NL; L++) {
+        char key[32];
+        snprintf(key, sizeof key, "hidden.%lld", (long long)L);
+        const float *gh = golden_f32(g, key, T * d);
+        double e = gh ? t_max_abs(hidden[L], gh, T * d) : 1.0;
+        e_hidden = e > e_hidden ? e : e_hidden;
+        CHECK(e <= HIDDEN_TOL, "%s: hidden.%lld max abs %.3g > %g", name, (long long)L, e, HIDDEN_TOL);
+    }
+    double e_gen = 0;
+    int same = 1;
+    if (lm && gen) {
+        /* greedy: prefill, then one token at a time at position T + i from the cache */
+        const float *gl = golden_f32(g, "gen_logits", ng * V);
+        float *step = malloc(sizeof(float) * (size_t)V);
+        CHECK_OK(ctx, heed_model_forward(ctx, m, step, NULL, ids, types, T, 0, HEED_FWD_LAST_LOGITS));
+        for (int64_t i = 0; i < ng && gl; i++) {
+            double e = t_max_abs(step, gl + i * V, V);
+            e_gen = e > e_gen ? e : e_gen;
+            int32_t next = (int32_t)argmax(step, V);
+            same &= next == gen[i];
+            CHECK(next == gen[i], "%s: greedy step %lld picked %d, transformers %d", name, (long long)i, next, gen[i]);
+            if (i + 1 < ng) CHECK_OK(ctx, heed_model_forward(ctx, m, step, NULL, &next, NULL, 1, T + i, 0));
+        }
+        CHECK(e_gen <= LOGIT_TOL, "%s: KV-cache decode logits max abs %.3g > %g", name, e_gen, LOGIT_TOL);
+        CHECK(heed_model_n_cached(m) == T + ng - 1, "%s: %lld cached positions", name, (long long)heed_model_n_cached(m));
+        free(step);
+    }
+    printf("%-22s logits %.2e  attn %.2e  hidden %.2e  decode %.2e  greedy %s\n", name, e_logits, e_attn, e_hidden,
+           e_gen, lm && gen ? (same ? "identical" : "DIFFERENT") : "-");
+    for (int64_t L = 0; L < NL; L++) free(attn[L]);
+    for (int64_t L = 0; L <= NL; L++) free(hidden[L]);
+    free(logits);
+    free(ids);
+    free(types);
+    free(gen);
+out:
+    heed_st_close(g);
+    heed_model_free(m);
+}
+
+/* Errors: an id outside the vocabulary, a pos past the cache, and a checkpoint missing a tensor. */
+static void test_errors(heed_ctx *ctx)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/models/llama3-old", data_dir());
+    heed_model *m = NULL;
+    CHECK_OK(ctx, heed_model_load(ctx, &m, dir));
+    if (!m) return;
+    int32_t bad = 320, ok = 5;
+    float logits[320];
+    CHECK(heed_model_forward(ctx, m, logits, NULL, &bad, NULL, 1, 0, 0) == HEED_ERR_INVALID, "id 320 accepted");
+    CHECK(strstr(heed_ctx_error(ctx), "vocabulary") != NULL, "message: %s", heed_ctx_error(ctx));
+    CHECK(heed_model_forward(ctx, m, logits, NULL, &ok, NULL, 1, 1, 0) == HEED_ERR_INVALID, "pos past the cache accepted");
+    heed_model_free(m);
+
+    /* the same model with one tensor dropped: write its weights less one tensor to a temporary folder */
+    char tmp[] = "/tmp/heed_model_XXXXXX";
+    if (!mkdtemp(tmp)) return;
+    heed_st *st = NULL;
+    char path[1100];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    CHECK_OK(ctx, heed_st_open(ctx, &st, path));
+    if (st) {
+        int64_t n = heed_st_count(st), k = 0;
+        heed_st_entry *e = calloc((size_t)n, sizeof *e);
+        for (int64_t i = 0; i < n; i++) {
+            const heed_st_tensor *t = heed_st_at(st, i);
+            if (!strcmp(t->name, "model.layers.1.mlp.up_proj.weight")) continue;
+            e[k].name = t->name;
+            e[k].dtype = (heed_dtype)t->dtype;
+            e[k].n_dims = t->n_dims;
+            memcpy(e[k].shape, t->shape, sizeof t->shape);
+            e[k++].data = t->data;
+        }
+        snprintf(path, sizeof path, "%s/model.safetensors", tmp);
+        CHECK_OK(ctx, heed_st_write(ctx, path, e, k));
+        char cmd[2400];
+        snprintf(cmd, sizeof cmd, "cp '%s/config.json' '%s/'", dir, tmp);
+        CHECK(system(cmd) == 0, "%s", cmd);
+        heed_status s = heed_model_load(ctx, &m, tmp);
+        CHECK(s == HEED_ERR_FORMAT && m == NULL, "missing tensor: %s", heed_status_name(s));
+        CHECK(strstr(heed_ctx_error(ctx), "model.layers.1.mlp.up_proj.weight") != NULL, "message: %s",
+              heed_ctx_error(ctx));
+        free(e);
+        heed_st_close(st);
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+        CHECK(system(cmd) == 0, "%s", cmd);
+    }
+}
+
+int main(void)
+{
+    heed_ctx *ctx = NULL;
+    CHECK_OK(NULL, heed_ctx_create(&ctx, 2));
+    if (!ctx) return t_done("test_model");
+    for (size_t i = 0; i < sizeof MODELS / sizeof MODELS[0]; i++) test_model(ctx, MODELS[i]);
+    test_errors(ctx);
+    heed_ctx_free(ctx);
+    return t_done("test_model");
+}
