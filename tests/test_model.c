@@ -2,7 +2,9 @@
  * logits (max abs <= 1e-4), attention probabilities (max abs <= 1e-5), hidden states (max abs <= 1e-4,
  * rows normalised or not: the residual stream is O(1)), and for decoders the greedy continuation
  * decoded one token at a time through the KV cache (ids identical, each step's logits <= 1e-4 of gen_logits).
- * Also: a missing tensor and an id outside the vocabulary are clear errors. */
+ * f16 and bf16 weights (used in their dtype, widened a block at a time or by the decode kernels) against
+ * f32 weights holding the same rounded values: logits and decode steps within 2e-5 (same math, other
+ * summation order). Also: a missing tensor and an id outside the vocabulary are clear errors. */
 #include "harness.h"
 #include "heed.h"
 
@@ -180,6 +182,79 @@ static void test_errors(heed_ctx *ctx)
     }
 }
 
+/* Writes dir/config.json (copied from src) and dir/model.safetensors with every weight of src rounded to
+ * dtype, stored as dtype (store = dtype) or widened back to f32 (store = HEED_F32). */
+static void write_rounded(heed_ctx *ctx, const char *dir, const char *src, heed_dtype dtype, heed_dtype store)
+{
+    char path[1100], cmd[2400];
+    snprintf(path, sizeof path, "%s/model.safetensors", src);
+    heed_st *st = NULL;
+    CHECK_OK(ctx, heed_st_open(ctx, &st, path));
+    if (!st) return;
+    int64_t n = heed_st_count(st);
+    heed_st_entry *e = calloc((size_t)n, sizeof *e);
+    void **bufs = calloc((size_t)n, sizeof *bufs);
+    for (int64_t i = 0; i < n; i++) {
+        const heed_st_tensor *t = heed_st_at(st, i);
+        size_t ne = (size_t)t->n_elems;
+        uint16_t *r = malloc(2 * ne);
+        bufs[i] = malloc(heed_dtype_size(store) * ne);
+        heed_convert(r, dtype, t->data, (heed_dtype)t->dtype, ne);
+        heed_convert(bufs[i], store, r, dtype, ne);
+        free(r);
+        e[i] = (heed_st_entry){t->name, store, t->n_dims, {0}, bufs[i]};
+        memcpy(e[i].shape, t->shape, sizeof t->shape);
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    CHECK_OK(ctx, heed_st_write(ctx, path, e, n));
+    snprintf(cmd, sizeof cmd, "cp '%s/config.json' '%s/'", src, dir);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    for (int64_t i = 0; i < n; i++) free(bufs[i]);
+    free(bufs);
+    free(e);
+    heed_st_close(st);
+}
+
+/* Prefill logits [T, V] then `steps` decode steps' logits [V] of greedy continuation, into out. */
+static void run_greedy(heed_ctx *ctx, float *out, const char *dir, const int32_t *ids, int64_t T, int64_t steps)
+{
+    heed_model *m = NULL;
+    CHECK_OK(ctx, heed_model_load(ctx, &m, dir));
+    if (!m) return;
+    int64_t V = heed_model_config(m)->vocab;
+    CHECK_OK(ctx, heed_model_forward(ctx, m, out, NULL, ids, NULL, T, 0, 0));
+    float *row = out + (T - 1) * V;
+    for (int64_t i = 0; i < steps; i++) {
+        int32_t next = (int32_t)argmax(row, V);
+        row = out + (T + i) * V;
+        CHECK_OK(ctx, heed_model_forward(ctx, m, row, NULL, &next, NULL, 1, T + i, 0));
+    }
+    heed_model_free(m);
+}
+
+static void test_half_weights(heed_ctx *ctx, const char *name, heed_dtype dtype)
+{
+    char src[1024], half[] = "/tmp/heed_half_XXXXXX", wide[] = "/tmp/heed_wide_XXXXXX", cmd[256];
+    snprintf(src, sizeof src, "%s/models/%s", data_dir(), name);
+    if (!mkdtemp(half) || !mkdtemp(wide)) return;
+    write_rounded(ctx, half, src, dtype, dtype);
+    write_rounded(ctx, wide, src, dtype, HEED_F32);
+    int32_t ids[24];
+    t_rng r = {(uint64_t)dtype * 7 + 3};
+    for (int i = 0; i < 24; i++) ids[i] = (int32_t)t_int(&r, 3, 319);
+    int64_t T = 24, steps = 6, V = 320;
+    float *a = calloc((size_t)((T + steps) * V), sizeof *a), *b = calloc((size_t)((T + steps) * V), sizeof *b);
+    run_greedy(ctx, a, half, ids, T, steps);
+    run_greedy(ctx, b, wide, ids, T, steps);
+    double e = t_max_abs(a, b, (T + steps) * V);
+    printf("%-22s %s weights vs the same values in f32: logits + decode max abs %.2e\n", name, heed_dtype_name(dtype), e);
+    CHECK(e <= 2e-5, "%s %s: max abs %.3g > 2e-5", name, heed_dtype_name(dtype), e);
+    free(a);
+    free(b);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", half, wide);
+    CHECK(system(cmd) == 0, "%s", cmd);
+}
+
 int main(void)
 {
     heed_ctx *ctx = NULL;
@@ -187,6 +262,10 @@ int main(void)
     if (!ctx) return t_done("test_model");
     for (size_t i = 0; i < sizeof MODELS / sizeof MODELS[0]; i++) test_model(ctx, MODELS[i]);
     test_errors(ctx);
+    test_half_weights(ctx, "llama3-old", HEED_F16);
+    test_half_weights(ctx, "qwen3", HEED_BF16);
+    test_half_weights(ctx, "gpt2", HEED_F16);   /* Conv1D layout */
+    test_half_weights(ctx, "gpt2", HEED_BF16);
     heed_ctx_free(ctx);
     return t_done("test_model");
 }

@@ -315,7 +315,8 @@ static void linear(heed_model *m, float *y, int64_t ldy, const float *x, const l
                          (int)in, 0.0f, y, (int)ldy);
     } else {
         int64_t rows = conv1d ? in : out, len = conv1d ? out : in, esz = (int64_t)heed_st_dtype_size(w->dtype);
-        int64_t block = m->wbuf_len / len;
+        /* blocks of at most 64 rows: a block stays in cache between its conversion and its use */
+        int64_t block = m->wbuf_len / len < 64 ? m->wbuf_len / len : 64;
         for (int64_t r0 = 0; r0 < rows; r0 += block) {
             int64_t nr = rows - r0 < block ? rows - r0 : block;
             heed_convert(m->wbuf, HEED_F32, (const char *)w->data + r0 * len * esz, (heed_dtype)w->dtype,
