@@ -247,8 +247,15 @@ static void test_half_weights(heed_ctx *ctx, const char *name, heed_dtype dtype)
     run_greedy(ctx, a, half, ids, T, steps);
     run_greedy(ctx, b, wide, ids, T, steps);
     double e = t_max_abs(a, b, (T + steps) * V);
-    printf("%-22s %s weights vs the same values in f32: logits + decode max abs %.2e\n", name, heed_dtype_name(dtype), e);
+    /* the portable path (blocks widened for sgemm, also for decode) against the same f32 values */
+    CHECK_OK(ctx, heed_ctx_set_isa(ctx, HEED_ISA_SCALAR));
+    run_greedy(ctx, a, half, ids, T, steps);
+    CHECK_OK(ctx, heed_ctx_set_isa(ctx, heed_cpu_isa()));
+    double e_scalar = t_max_abs(a, b, (T + steps) * V);
+    printf("%-22s %s weights vs the same values in f32: logits + decode max abs %.2e (%s), %.2e (scalar)\n", name,
+           heed_dtype_name(dtype), e, heed_isa_name(heed_cpu_isa()), e_scalar);
     CHECK(e <= 2e-5, "%s %s: max abs %.3g > 2e-5", name, heed_dtype_name(dtype), e);
+    CHECK(e_scalar <= 2e-5, "%s %s scalar: max abs %.3g > 2e-5", name, heed_dtype_name(dtype), e_scalar);
     free(a);
     free(b);
     snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", half, wide);

@@ -1,7 +1,7 @@
 /* model.c — the model runtime: a Hugging Face checkpoint (config + mmapped safetensors) run by one
  * forward function for every family. What differs between families is data: the tensor-name table
  * below and the flags of heed_config; weights stay in their file dtype (f32, f16, bf16). */
-#include "core/core.h"
+#include "model/model.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -300,19 +300,41 @@ static heed_status reserve_ctx(heed_ctx *ctx, heed_model *m, int64_t n)
 /* ---------------------------------------------------------------------------------------------- */
 /* Kernels */
 
-/* y [n, ldy] (columns [0, out)) = x [n, in] W^T + b. f32 weights go straight to sgemm; f16/bf16 ones are
- * widened one block of rows at a time into m->wbuf (never the whole matrix). */
-static void linear(heed_model *m, float *y, int64_t ldy, const float *x, const lin *l, int64_t n, int64_t in,
-                   int64_t out)
+typedef struct matvec_job {
+    float *y;
+    int64_t ldy, n, in, out;
+    const float *x;
+    const heed_st_tensor *w;
+} matvec_job;
+
+#define MATVEC_ROWS 16 /* output rows per task */
+
+static void matvec_task(void *arg, int64_t task, int thread)
+{
+    const matvec_job *J = arg;
+    int64_t j0 = task * MATVEC_ROWS, j1 = j0 + MATVEC_ROWS < J->out ? j0 + MATVEC_ROWS : J->out;
+    model_matvec_avx2(J->y, J->ldy, J->x, J->w->data, (heed_dtype)J->w->dtype, J->n, J->in, j0, j1);
+}
+
+/* y [n, ldy] (columns [0, out)) = x [n, in] W^T + b. f32 weights go to OpenBLAS (sgemv for one token).
+ * f16/bf16 weights: a few tokens (decode) through the AVX2 kernel that widens in registers; otherwise
+ * blocks of rows are widened into m->wbuf (never the whole matrix) for sgemm. */
+static void linear(heed_ctx *ctx, heed_model *m, float *y, int64_t ldy, const float *x, const lin *l, int64_t n,
+                   int64_t in, int64_t out)
 {
     const heed_st_tensor *w = l->w;
     int conv1d = l->conv1d;
     if (w->dtype == HEED_ST_F32) {
         const float *W = w->data;
-        if (conv1d) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)out, (int)in, 1.0f, x, (int)in,
-                                W, (int)out, 0.0f, y, (int)ldy);
+        if (n == 1) cblas_sgemv(CblasRowMajor, conv1d ? CblasTrans : CblasNoTrans, (int)(conv1d ? in : out),
+                                (int)(conv1d ? out : in), 1.0f, W, (int)(conv1d ? out : in), x, 1, 0.0f, y, 1);
+        else if (conv1d) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)out, (int)in, 1.0f, x,
+                                     (int)in, W, (int)out, 0.0f, y, (int)ldy);
         else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in, 1.0f, x, (int)in, W,
                          (int)in, 0.0f, y, (int)ldy);
+    } else if (!conv1d && n <= MODEL_MATVEC_MAX_N && heed_ctx_isa(ctx) >= HEED_ISA_AVX2) {
+        matvec_job J = {y, ldy, n, in, out, x, w};
+        heed_parallel(ctx, (out + MATVEC_ROWS - 1) / MATVEC_ROWS, matvec_task, &J);
     } else {
         int64_t rows = conv1d ? in : out, len = conv1d ? out : in, esz = (int64_t)heed_st_dtype_size(w->dtype);
         /* blocks of at most 64 rows: a block stays in cache between its conversion and its use */
@@ -445,11 +467,11 @@ static heed_status attention(heed_ctx *ctx, heed_model *m, int64_t L, int64_t n,
     int64_t d = c->hidden, D = c->head_dim, Hq = c->n_heads, Hk = c->n_kv_heads, ld = qkv_dim(c);
     int64_t qd = Hq * D, kd = Hk * D;
     float *q = m->qkv, *k = m->qkv + qd, *v = m->qkv + qd + kd;
-    if (c->fused_qkv) linear(m, m->qkv, ld, m->xb, &w->qkv, n, d, ld);
+    if (c->fused_qkv) linear(ctx, m, m->qkv, ld, m->xb, &w->qkv, n, d, ld);
     else {
-        linear(m, q, ld, m->xb, &w->q, n, d, qd);
-        linear(m, k, ld, m->xb, &w->k, n, d, kd);
-        linear(m, v, ld, m->xb, &w->v, n, d, kd);
+        linear(ctx, m, q, ld, m->xb, &w->q, n, d, qd);
+        linear(ctx, m, k, ld, m->xb, &w->k, n, d, kd);
+        linear(ctx, m, v, ld, m->xb, &w->v, n, d, kd);
     }
     if (c->qk_norm) {
         for (int64_t t = 0; t < n; t++) {
@@ -485,23 +507,23 @@ static heed_status attention(heed_ctx *ctx, heed_model *m, int64_t L, int64_t n,
     heed_status s = heed_attn_forward(ctx, &o, m->lse, &ad);
     if (s != HEED_OK) return s;
     if (probs) attn_probs(c, probs, &ad, m->lse, n, Tk);
-    linear(m, m->xb, d, m->att, &w->o, n, qd, d);
+    linear(ctx, m, m->xb, d, m->att, &w->o, n, qd, d);
     return HEED_OK;
 }
 
 /* MLP on m->xb [n, d] into m->xb. */
-static void mlp(heed_model *m, int64_t L, int64_t n)
+static void mlp(heed_ctx *ctx, heed_model *m, int64_t L, int64_t n)
 {
     const heed_config *c = &m->cfg;
     const layer_w *w = &m->layers[L];
     int64_t d = c->hidden, F = c->intermediate;
-    linear(m, m->hb, F, m->xb, &w->up, n, d, F);
+    linear(ctx, m, m->hb, F, m->xb, &w->up, n, d, F);
     if (c->mlp == HEED_MLP_GATED) {
-        linear(m, m->hb2, F, m->xb, &w->gate, n, d, F);
+        linear(ctx, m, m->hb2, F, m->xb, &w->gate, n, d, F);
         for (int64_t i = 0; i < n * F; i++) m->hb[i] *= activation(c->act, m->hb2[i]);
     } else
         for (int64_t i = 0; i < n * F; i++) m->hb[i] = activation(c->act, m->hb[i]);
-    linear(m, m->xb, d, m->hb, &w->down, n, F, d);
+    linear(ctx, m, m->xb, d, m->hb, &w->down, n, F, d);
 }
 
 /* x += branch, with the optional post-norm of the branch (gemma2) or of the sum (bert). */
@@ -578,7 +600,7 @@ heed_status heed_model_forward(heed_ctx *ctx, heed_model *m, float *logits, cons
         residual(c, m->x, m->xb, &w->attn_out, n);
         if (w->ffn_in.w) apply_norm(c, m->xb, m->x, &w->ffn_in, n, d, d);
         else memcpy(m->xb, m->x, row_bytes);
-        mlp(m, L, n);
+        mlp(ctx, m, L, n);
         residual(c, m->x, m->xb, &w->ffn_out, n);
         if (trace && trace->hidden && trace->hidden[L + 1] && L + 1 < c->n_layers)
             memcpy(trace->hidden[L + 1], m->x, row_bytes);
@@ -589,7 +611,7 @@ heed_status heed_model_forward(heed_ctx *ctx, heed_model *m, float *logits, cons
     if (!logits) return HEED_OK;
     int64_t first = flags & HEED_FWD_LAST_LOGITS ? n - 1 : 0, V = c->vocab;
     lin head = {m->lm_head, NULL, 0}; /* [V, d] in every family: the embedding or a Linear */
-    linear(m, logits, V, m->x + first * d, &head, n - first, d, V);
+    linear(ctx, m, logits, V, m->x + first * d, &head, n - first, d, V);
     if (c->final_softcap > 0.0)
         for (int64_t i = 0; i < (n - first) * V; i++)
             logits[i] = (float)(c->final_softcap * tanh(logits[i] / c->final_softcap));

@@ -1,0 +1,41 @@
+/* matvec_avx2.c — decode-time products with f16/bf16 weights (AVX2 + FMA + F16C): each weight row is
+ * widened in registers and used for up to MODEL_MATVEC_MAX_N tokens, so a decode step reads every
+ * weight byte once and writes no widened copy. */
+#include "model/model.h"
+
+#include <immintrin.h>
+
+static inline __m256 load8(const uint16_t *p, heed_dtype wt)
+{
+    __m128i h = _mm_loadu_si128((const __m128i *)p);
+    if (wt == HEED_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+static inline float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+void model_matvec_avx2(float *y, int64_t ldy, const float *x, const void *w, heed_dtype wt, int64_t n, int64_t in,
+                       int64_t j0, int64_t j1)
+{
+    int64_t in8 = in & ~(int64_t)7;
+    for (int64_t j = j0; j < j1; j++) {
+        const uint16_t *row = (const uint16_t *)w + j * in;
+        __m256 acc[MODEL_MATVEC_MAX_N];
+        for (int64_t t = 0; t < n; t++) acc[t] = _mm256_setzero_ps();
+        for (int64_t i = 0; i < in8; i += 8) {
+            __m256 wv = load8(row + i, wt);
+            for (int64_t t = 0; t < n; t++) acc[t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + t * in + i), acc[t]);
+        }
+        for (int64_t t = 0; t < n; t++) {
+            float s = hsum(acc[t]);
+            for (int64_t i = in8; i < in; i++) s += heed_load_f32(row, wt, i) * x[t * in + i];
+            y[t * ldy + j] = s;
+        }
+    }
+}
