@@ -23,8 +23,28 @@ static inline float hsum(__m256 v)
 void model_matvec_avx2(float *y, int64_t ldy, const float *x, const void *w, heed_dtype wt, int64_t n, int64_t in,
                        int64_t j0, int64_t j1)
 {
-    int64_t in8 = in & ~(int64_t)7;
-    for (int64_t j = j0; j < j1; j++) {
+    int64_t in8 = in & ~(int64_t)7, j = j0;
+    /* one token: four rows at once, four independent FMA chains sharing each load of x */
+    for (; n == 1 && j + 4 <= j1; j += 4) {
+        const uint16_t *r0 = (const uint16_t *)w + j * in, *r1 = r0 + in, *r2 = r1 + in, *r3 = r2 + in;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t i = 0; i < in8; i += 8) {
+            __m256 xv = _mm256_loadu_ps(x + i);
+            a0 = _mm256_fmadd_ps(load8(r0 + i, wt), xv, a0);
+            a1 = _mm256_fmadd_ps(load8(r1 + i, wt), xv, a1);
+            a2 = _mm256_fmadd_ps(load8(r2 + i, wt), xv, a2);
+            a3 = _mm256_fmadd_ps(load8(r3 + i, wt), xv, a3);
+        }
+        float s[4] = {hsum(a0), hsum(a1), hsum(a2), hsum(a3)};
+        for (int64_t i = in8; i < in; i++) {
+            s[0] += heed_load_f32(r0, wt, i) * x[i];
+            s[1] += heed_load_f32(r1, wt, i) * x[i];
+            s[2] += heed_load_f32(r2, wt, i) * x[i];
+            s[3] += heed_load_f32(r3, wt, i) * x[i];
+        }
+        for (int k = 0; k < 4; k++) y[j + k] = s[k];
+    }
+    for (; j < j1; j++) {
         const uint16_t *row = (const uint16_t *)w + j * in;
         __m256 acc[MODEL_MATVEC_MAX_N];
         for (int64_t t = 0; t < n; t++) acc[t] = _mm256_setzero_ps();

@@ -307,7 +307,7 @@ typedef struct matvec_job {
     const heed_st_tensor *w;
 } matvec_job;
 
-#define MATVEC_ROWS 16 /* output rows per task */
+#define MATVEC_ROWS 64 /* output rows per task */
 
 static void matvec_task(void *arg, int64_t task, int thread)
 {
