@@ -69,7 +69,7 @@ struct heed_model {
     layer_w *layers;               /* [n_layers] */
     /* run state, grown on demand */
     int64_t cap_tokens;            /* rows of the activation buffers */
-    float *x, *xb, *xc;            /* [cap_tokens, hidden] residual stream and two scratch rows */
+    float *x, *xb;                 /* [cap_tokens, hidden] residual stream and a block's input/output */
     float *qkv;                    /* [cap_tokens, qkv_dim]: q | k | v of each token */
     float *att;                    /* [cap_tokens, n_heads * head_dim] attention output, heads concatenated */
     float *hb, *hb2;               /* [cap_tokens, intermediate] */
@@ -225,7 +225,7 @@ heed_status heed_model_load(heed_ctx *ctx, heed_model **out, const char *dir)
 
 static void free_state(heed_model *m)
 {
-    float **bufs[] = {&m->x, &m->xb, &m->xc, &m->qkv, &m->att, &m->hb, &m->hb2, &m->lse};
+    float **bufs[] = {&m->x, &m->xb, &m->qkv, &m->att, &m->hb, &m->hb2, &m->lse};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) heed_free(*bufs[i]), *bufs[i] = NULL;
 }
 
@@ -259,13 +259,12 @@ static heed_status reserve_tokens(heed_ctx *ctx, heed_model *m, int64_t n)
     size_t N = (size_t)n, d = (size_t)c->hidden, F = (size_t)c->intermediate;
     m->x = heed_alloc(sizeof(float) * N * d);
     m->xb = heed_alloc(sizeof(float) * N * d);
-    m->xc = heed_alloc(sizeof(float) * N * d);
     m->qkv = heed_alloc(sizeof(float) * N * (size_t)qkv_dim(c));
     m->att = heed_alloc(sizeof(float) * N * (size_t)(c->n_heads * c->head_dim));
     m->hb = heed_alloc(sizeof(float) * N * F);
     m->hb2 = heed_alloc(sizeof(float) * N * F);
     m->lse = heed_alloc(sizeof(float) * N * (size_t)c->n_heads);
-    if (!m->x || !m->xb || !m->xc || !m->qkv || !m->att || !m->hb || !m->hb2 || !m->lse) {
+    if (!m->x || !m->xb || !m->qkv || !m->att || !m->hb || !m->hb2 || !m->lse) {
         free_state(m);
         m->cap_tokens = 0;
         return heed_fail(ctx, HEED_ERR_NOMEM, "heed_model_forward: out of memory for %lld tokens", (long long)n);
@@ -274,25 +273,30 @@ static heed_status reserve_tokens(heed_ctx *ctx, heed_model *m, int64_t n)
     return HEED_OK;
 }
 
-/* Grows the KV cache to hold n positions, keeping the first m->n_cached. */
+/* Grows the KV cache to hold n positions, keeping the first m->n_cached; on failure it is unchanged. */
 static heed_status reserve_ctx(heed_ctx *ctx, heed_model *m, int64_t n)
 {
     if (n <= m->cap_ctx) return HEED_OK;
     const heed_config *c = &m->cfg;
-    int64_t cap = m->cap_ctx * 2 > n ? m->cap_ctx * 2 : n, D = c->head_dim;
+    int64_t cap = m->cap_ctx * 2 > n ? m->cap_ctx * 2 : n, D = c->head_dim, NL = c->n_layers;
     size_t bytes = sizeof(float) * (size_t)(c->n_kv_heads * cap * D);
-    for (int64_t L = 0; L < c->n_layers; L++) {
-        float **caches[2] = {&m->kc[L], &m->vc[L]};
-        for (int i = 0; i < 2; i++) {
-            float *nc = heed_alloc(bytes);
-            if (!nc) return heed_fail(ctx, HEED_ERR_NOMEM, "heed_model_forward: out of memory for a KV cache of %lld positions",
-                                      (long long)cap);
-            for (int64_t h = 0; h < c->n_kv_heads && m->n_cached; h++)
-                memcpy(nc + h * cap * D, *caches[i] + h * m->cap_ctx * D, sizeof(float) * (size_t)(m->n_cached * D));
-            heed_free(*caches[i]);
-            *caches[i] = nc;
-        }
+    float **nc = calloc((size_t)(2 * NL), sizeof *nc); /* new k caches, then new v caches */
+    int ok = nc != NULL;
+    for (int64_t i = 0; ok && i < 2 * NL; i++) ok = (nc[i] = heed_alloc(bytes)) != NULL;
+    if (!ok) {
+        for (int64_t i = 0; nc && i < 2 * NL; i++) heed_free(nc[i]);
+        free(nc);
+        return heed_fail(ctx, HEED_ERR_NOMEM, "heed_model_forward: out of memory for a KV cache of %lld positions",
+                         (long long)cap);
     }
+    for (int64_t i = 0; i < 2 * NL; i++) {
+        float **old = i < NL ? &m->kc[i] : &m->vc[i - NL];
+        for (int64_t h = 0; h < c->n_kv_heads && m->n_cached; h++)
+            memcpy(nc[i] + h * cap * D, *old + h * m->cap_ctx * D, sizeof(float) * (size_t)(m->n_cached * D));
+        heed_free(*old);
+        *old = nc[i];
+    }
+    free(nc);
     m->cap_ctx = cap;
     return HEED_OK;
 }
