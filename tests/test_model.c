@@ -306,6 +306,64 @@ static void test_matvec(void)
         }
 }
 
+/* gemma2 multiplies the embeddings by sqrt(hidden) as a tensor of the model dtype: with bf16 weights and
+ * hidden 72 the factor is bf16(8.485...) = 8.5. A one-layer random gemma2 of hidden 72 written here. */
+static void test_embed_scale_dtype(heed_ctx *ctx)
+{
+    enum { D = 72, V = 16, F = 32, HD = 8 };
+    char dir[] = "/tmp/heed_gemma_XXXXXX", path[256], cmd[256];
+    if (!mkdtemp(dir)) return;
+    static const struct { const char *name; int64_t r, c; } T[] = {
+        {"model.embed_tokens.weight", V, D}, {"model.norm.weight", D, 0},
+        {"model.layers.0.input_layernorm.weight", D, 0}, {"model.layers.0.post_attention_layernorm.weight", D, 0},
+        {"model.layers.0.pre_feedforward_layernorm.weight", D, 0},
+        {"model.layers.0.post_feedforward_layernorm.weight", D, 0},
+        {"model.layers.0.self_attn.q_proj.weight", 2 * HD, D}, {"model.layers.0.self_attn.k_proj.weight", HD, D},
+        {"model.layers.0.self_attn.v_proj.weight", HD, D}, {"model.layers.0.self_attn.o_proj.weight", D, 2 * HD},
+        {"model.layers.0.mlp.gate_proj.weight", F, D}, {"model.layers.0.mlp.up_proj.weight", F, D},
+        {"model.layers.0.mlp.down_proj.weight", D, F}};
+    enum { NT = sizeof T / sizeof T[0] };
+    heed_st_entry e[NT];
+    uint16_t *bufs[NT];
+    float tmp[F * D]; /* the largest tensor */
+    t_rng r = {5};
+    for (int i = 0; i < NT; i++) {
+        int64_t n = T[i].r * (T[i].c ? T[i].c : 1);
+        t_fill_normal(&r, tmp, n, 0.2f);
+        bufs[i] = malloc(2 * (size_t)n);
+        heed_convert(bufs[i], HEED_BF16, tmp, HEED_F32, (size_t)n);
+        e[i] = (heed_st_entry){T[i].name, HEED_BF16, T[i].c ? 2 : 1, {T[i].r, T[i].c}, bufs[i]};
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    CHECK_OK(ctx, heed_st_write(ctx, path, e, NT));
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "{\"model_type\": \"gemma2\", \"hidden_size\": %d, \"intermediate_size\": %d, "
+                   "\"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"num_key_value_heads\": 1, "
+                   "\"head_dim\": %d, \"vocab_size\": %d, \"sliding_window\": 4, \"query_pre_attn_scalar\": 8}",
+                D, F, HD, V);
+        fclose(f);
+    }
+    heed_model *m = NULL;
+    CHECK_OK(ctx, heed_model_load(ctx, &m, dir));
+    if (m) {
+        int32_t ids[3] = {3, 7, 11};
+        float h0[3 * D], want[3 * D], logits[3 * V];
+        float *hidden[2] = {h0, NULL};
+        heed_model_trace tr = {NULL, hidden};
+        CHECK_OK(ctx, heed_model_forward(ctx, m, logits, &tr, ids, NULL, 3, 0, 0));
+        for (int t = 0; t < 3; t++) heed_convert(want + t * D, HEED_F32, bufs[0] + ids[t] * D, HEED_BF16, D);
+        for (int i = 0; i < 3 * D; i++) want[i] *= 8.5f;
+        CHECK(t_max_abs(h0, want, 3 * D) == 0.0, "gemma2 bf16 embedding scale: max abs %.3g from x 8.5",
+              t_max_abs(h0, want, 3 * D));
+        heed_model_free(m);
+    }
+    for (int i = 0; i < NT; i++) free(bufs[i]);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0, "%s", cmd);
+}
+
 int main(void)
 {
     heed_ctx *ctx = NULL;
@@ -314,6 +372,7 @@ int main(void)
     for (size_t i = 0; i < sizeof MODELS / sizeof MODELS[0]; i++) test_model(ctx, MODELS[i]);
     test_errors(ctx);
     test_matvec();
+    test_embed_scale_dtype(ctx);
     test_half_weights(ctx, "llama3-old", HEED_F16);
     test_half_weights(ctx, "qwen3", HEED_BF16);
     test_half_weights(ctx, "gpt2", HEED_F16);   /* Conv1D layout */

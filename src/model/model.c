@@ -549,7 +549,13 @@ static void embed(heed_model *m, const int32_t *ids, const int32_t *types, int64
         heed_convert(x, HEED_F32, (const char *)m->embed->data + (size_t)ids[t] * (size_t)d * esz,
                      (heed_dtype)m->embed->dtype, (size_t)d);
         if (c->embed_scale) {
-            float sc = sqrtf((float)d);
+            /* transformers makes the factor a tensor of the model dtype: sqrt(3584) is 60 in bf16 */
+            float sc = (float)sqrt((double)d);
+            if (m->embed->dtype != HEED_ST_F32) {
+                uint16_t h;
+                heed_convert(&h, (heed_dtype)m->embed->dtype, &sc, HEED_F32, 1);
+                heed_convert(&sc, HEED_F32, &h, (heed_dtype)m->embed->dtype, 1);
+            }
             for (int64_t i = 0; i < d; i++) x[i] *= sc;
         }
         if (m->pos_embed)
