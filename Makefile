@@ -2,7 +2,7 @@
 #   make run    build heed and run its main job (until the embedded default model lands: a short
 #               attention-kernel benchmark)
 #   make test   the whole test suite: a Release build under ctest, then again under
-#               AddressSanitizer + UndefinedBehaviorSanitizer
+#               AddressSanitizer + UndefinedBehaviorSanitizer (clang), then each fuzz target briefly
 # Both install what is missing first (scripts/deps.sh).
 BUILD ?= build
 SAN_BUILD ?= build-san
@@ -27,11 +27,16 @@ test: test-release test-san
 test-release: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# The sanitizer build is also the fuzz build (clang, coverage-instrumented): after the suite passes
+# under ASan + UBSan, each libFuzzer target runs for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 15
 test-san: deps
-	@cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHEED_SANITIZE=ON >/dev/null
+	@cmake -S . -B $(SAN_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DHEED_SANITIZE=ON -DHEED_FUZZ=ON >/dev/null
 	@cmake --build $(SAN_BUILD) -j $(JOBS)
 	cd $(SAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --output-on-failure -j $(JOBS)
+	HEED_FUZZ_BUILD=$(CURDIR)/$(SAN_BUILD) bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 bench: build
 	./$(BUILD)/heed bench attn

@@ -3,7 +3,8 @@
 # Called by `make run` and `make test`; safe to run again (it does nothing when all are present).
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libopenblas-dev libcjson-dev libpcre2-dev)
+# clang + its runtime: the sanitizer build and the libFuzzer targets.
+packages=(build-essential cmake pkg-config libopenblas-dev libcjson-dev libpcre2-dev clang libclang-rt-14-dev)
 
 missing=()
 for p in "${packages[@]}"; do

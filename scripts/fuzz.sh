@@ -9,15 +9,18 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${HEED_FUZZ_BUILD:-$root/build-fuzz}
 jobs=${HEED_FUZZ_JOBS:-2}
 
-cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DHEED_FUZZ=ON -DHEED_WERROR=OFF \
-      -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS="-g -fsanitize=fuzzer-no-link,address,undefined" >/dev/null
+# An already configured build (make test's sanitizer build, configured with HEED_FUZZ=ON) is reused.
+[ -f "$build/CMakeCache.txt" ] ||
+    cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DHEED_FUZZ=ON -DHEED_SANITIZE=ON \
+          -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 targets=()
 for f in "$root"/fuzz/fuzz_*.c; do targets+=("$(basename "$f" .c)"); done
 cmake --build "$build" -j"$jobs" --target "${targets[@]}" >/dev/null
 
-# Seeds: every JSON fixture for the config target; a two-tensor file for the safetensors target.
+# Seeds: every JSON fixture for the config target; a two-tensor file for the safetensors target;
+# small tokenizer.json files for the tokenizer target.
 seeds="$build/fuzz-seeds"
-rm -rf "$seeds" && mkdir -p "$seeds/fuzz_config" "$seeds/fuzz_safetensors"
+rm -rf "$seeds" && for t in "${targets[@]}"; do mkdir -p "$seeds/$t"; done
 i=0
 while IFS= read -r -d '' j; do cp "$j" "$seeds/fuzz_config/seed$((i++)).json"; done \
     < <(find "$root/tests/data/config" -name '*.json' -size -64k -print0)
@@ -25,6 +28,10 @@ hdr='{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offset
 n=${#hdr}
 { printf "$(printf '\\x%02x\\x%02x\\x00\\x00\\x00\\x00\\x00\\x00' $((n & 255)) $((n >> 8)))"; printf '%s' "$hdr"; \
   head -c 12 /dev/zero; } > "$seeds/fuzz_safetensors/seed0.safetensors"
+
+# The trained golden tokenizers seed the tokenizer target.
+while IFS= read -r -d '' j; do cp "$j" "$seeds/fuzz_tokenizer/seed$((i++)).json"; done \
+    < <(find "$root/tests/data/tok" -name 'tokenizer.json' -size -64k -print0)
 
 status=0
 for t in "${targets[@]}"; do
