@@ -1,6 +1,7 @@
 /* logits.c — `heed logits`: one forward pass over given ids, written as a safetensors file: `logits` f32 [T, V],
  * with --attn `attn.L` f32 [H, T, T] (post-softmax probabilities) and with --hidden `hidden.L` f32 [T, d]
  * for L = 0..n_layers (Hugging Face hidden_states: 0 the embeddings, n_layers after the final norm). */
+#include "cli_util.h"
 #include "commands.h"
 #include "heed.h"
 
@@ -18,24 +19,6 @@ static int usage(FILE *f, int rc)
                "  (0: embedding output; n_layers: after the final norm). --types: token type ids (bert).\n"
                "  An encoder without an LM head (bert) writes no `logits`, only what --attn/--hidden ask for.\n");
     return rc;
-}
-
-/* "1,2,3" -> ids [*n] (malloc'd); 0 when malformed. */
-static int parse_ids(int32_t **ids, int64_t *n, const char *s)
-{
-    int64_t cap = 1;
-    for (const char *p = s; *p; p++) cap += *p == ',';
-    *n = 0;
-    *ids = malloc(sizeof **ids * (size_t)cap);
-    if (!*ids) return 0;
-    for (const char *p = s; *p;) {
-        char *end;
-        long long v = strtoll(p, &end, 10);
-        if (end == p || v < INT32_MIN || v > INT32_MAX || (*end && *end != ',')) return 0;
-        (*ids)[(*n)++] = (int32_t)v;
-        p = *end ? end + 1 : end;
-    }
-    return *n > 0;
 }
 
 int cmd_logits(int argc, char **argv)
@@ -62,7 +45,8 @@ int cmd_logits(int argc, char **argv)
     }
     int32_t *ids = NULL, *types = NULL;
     int64_t T = 0, nt = 0;
-    if (!parse_ids(&ids, &T, ids_arg) || (types_arg && (!parse_ids(&types, &nt, types_arg) || nt != T))) {
+    if (!cli_parse_ids(&ids, &T, ids_arg) || T == 0 ||
+        (types_arg && (!cli_parse_ids(&types, &nt, types_arg) || nt != T))) {
         fprintf(stderr, "heed logits: --ids/--types: expected comma-separated integers (as many types as ids)\n");
         free(ids);
         free(types);

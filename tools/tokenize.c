@@ -1,6 +1,7 @@
 /* tokenize.c — `heed tokenize` (stdin bytes to one JSON array of ids) and `heed detokenize` (ids to the
  * exact text), over MODEL/tokenizer.json. Special tokens follow tokenizer.json's post-processor, as
  * tokenizers' `encode` does; a tokenizer_config.json that disagrees with it is reported on stderr. */
+#include "cli_util.h"
 #include "commands.h"
 #include "heed.h"
 
@@ -78,25 +79,6 @@ static void check_config(heed_ctx *ctx, const heed_tokenizer *tok, const char *m
                 gen.add_eos ? "true" : "false", has_eos ? "adds it" : "does not");
 }
 
-/* Parses "1,2,3" into ids [*n] (malloc'd). */
-static int parse_ids(int32_t **ids, int64_t *n, const char *s)
-{
-    size_t cap = 1;
-    for (const char *p = s; *p; p++) cap += *p == ',';
-    *ids = malloc(cap * sizeof **ids);
-    *n = 0;
-    if (!*ids) return 0;
-    if (!*s) return 1;
-    for (const char *p = s;;) {
-        char *end;
-        long long v = strtoll(p, &end, 10);
-        if (end == p || v < INT32_MIN || v > INT32_MAX || (*end && *end != ',')) return 0;
-        (*ids)[(*n)++] = (int32_t)v;
-        if (!*end) return 1;
-        p = end + 1;
-    }
-}
-
 int cmd_tokenize(int argc, char **argv)
 {
     const char *cmd = argv[0], *model = NULL, *ids_arg = NULL;
@@ -136,7 +118,7 @@ int cmd_tokenize(int argc, char **argv)
         int64_t n = 0;
         char *text = NULL;
         size_t len = 0;
-        if (!parse_ids(&ids, &n, ids_arg)) fprintf(stderr, "heed detokenize: --ids: expected comma-separated integers\n");
+        if (!cli_parse_ids(&ids, &n, ids_arg)) fprintf(stderr, "heed detokenize: --ids: expected comma-separated integers\n");
         else if (heed_detokenize(ctx, &text, &len, tok, ids, n, skip) != HEED_OK)
             fprintf(stderr, "heed detokenize: %s\n", heed_ctx_error(ctx));
         else
