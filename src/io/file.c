@@ -10,23 +10,32 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+heed_status heed_open_regular(heed_ctx *ctx, int *fd, size_t *size, const char *path)
+{
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0) return heed_fail(ctx, HEED_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(*fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(*fd);
+        *fd = -1;
+        return heed_fail(ctx, HEED_ERR_IO, "%s: not a regular file", path);
+    }
+    *size = (size_t)sb.st_size;
+    return HEED_OK;
+}
+
 heed_status heed_read_file(heed_ctx *ctx, char **out, size_t *len, const char *path, size_t max_bytes)
 {
     *out = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return heed_fail(ctx, HEED_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    int fd;
+    size_t n;
+    heed_status s = heed_open_regular(ctx, &fd, &n, path);
+    if (s != HEED_OK) return s;
+    if (n > max_bytes) {
         close(fd);
-        return heed_fail(ctx, HEED_ERR_IO, "%s: not a regular file", path);
+        return heed_fail(ctx, HEED_ERR_FORMAT, "%s: %zu bytes, expected at most %zu", path, n, max_bytes);
     }
-    if ((uint64_t)sb.st_size > max_bytes) {
-        close(fd);
-        return heed_fail(ctx, HEED_ERR_FORMAT, "%s: %lld bytes, expected at most %zu", path,
-                         (long long)sb.st_size, max_bytes);
-    }
-    size_t n = (size_t)sb.st_size;
     char *buf = malloc(n + 1);
     if (!buf) {
         close(fd);

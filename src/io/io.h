@@ -9,6 +9,8 @@
  * HEED_ERR_IO naming the file when it cannot be read; HEED_ERR_FORMAT when it is larger than
  * max_bytes (a JSON file that large is not a config file). */
 heed_status heed_read_file(heed_ctx *ctx, char **out, size_t *len, const char *path, size_t max_bytes);
+/* Opens path read-only and checks it is a regular file; *fd (caller closes) and *size on success. */
+heed_status heed_open_regular(heed_ctx *ctx, int *fd, size_t *size, const char *path);
 
 /* dir + "/" + name in a new heap string (free with free()), or NULL when out of memory. */
 char *heed_path_join(const char *dir, const char *name);

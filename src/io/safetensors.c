@@ -306,14 +306,10 @@ static heed_status st_map_file(heed_ctx *ctx, heed_st *st, const char *path)
 {
     int fi = st_add_file(st, path);
     if (fi < 0) return heed_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return heed_fail(ctx, HEED_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return heed_fail(ctx, HEED_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)sb.st_size;
+    int fd;
+    size_t size;
+    heed_status s = heed_open_regular(ctx, &fd, &size, path);
+    if (s != HEED_OK) return s;
     if (size < 8) {
         close(fd);
         return heed_fail(ctx, HEED_ERR_FORMAT, "%s: %zu bytes, too short for the 8-byte header length", path, size);
