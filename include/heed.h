@@ -562,6 +562,29 @@ typedef struct heed_model_trace {
 heed_status heed_model_forward(heed_ctx *ctx, heed_model *m, float *logits, const heed_model_trace *trace,
                                const int32_t *ids, const int32_t *token_types, int64_t n, int64_t pos,
                                unsigned flags);
+
+/* Choosing the next token, as transformers' generate: the repetition penalty (divide a positive logit,
+ * multiply a negative one, once per distinct id already present), then greedy argmax, or temperature,
+ * top-k (keep logits >= the k-th largest), top-p (keep a token while the mass ranked above it is
+ * < top_p), min-p (keep probabilities >= min_p times the largest) and one draw. */
+typedef struct heed_sample_params {
+    int greedy;            /* 1: argmax after the penalty; temperature and the filters are ignored */
+    double temperature;    /* > 0 */
+    int64_t top_k;         /* 0: off */
+    double top_p;          /* in (0, 1]; 1: off */
+    double min_p;          /* in [0, 1]; 0: off */
+    double repeat_penalty; /* > 0; 1: off */
+} heed_sample_params;
+
+/* Defaults of gen (greedy unless do_sample, its temperature, top_k, top_p), or transformers' own
+ * defaults when gen is NULL; min_p 0, repeat_penalty 1. */
+void heed_sample_params_init(heed_sample_params *p, const heed_gen_config *gen);
+/* The next 64 random bits of the deterministic generator (splitmix64) whose state is *state (any seed). */
+uint64_t heed_rng_next(uint64_t *state);
+/* Picks *out from logits [vocab] (overwritten: penalised, scaled). prev [n_prev]: the ids so far (prompt
+ * and generated; NULL when n_prev is 0). rng: the generator state, advanced by one draw unless greedy. */
+heed_status heed_sample(heed_ctx *ctx, int32_t *out, float *logits, int64_t vocab, const int32_t *prev,
+                        int64_t n_prev, const heed_sample_params *p, uint64_t *rng);
 /* ================================================================================================ */
 
 #ifdef __cplusplus
