@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* One benchmark case. Queries are the last Tq of Tk positions (q_offset = Tk - Tq), so Tq = 1 is a
  * decode step that sees the whole cache. */
@@ -256,10 +257,28 @@ static heed_status time_dense(double *sec, heed_ctx *ctx, dense_cache *cache, co
 }
 
 typedef struct machine {
-    double sgemm_gflops, read_gbps;
+    double sgemm_gflops, read_gbps; /* the best of the measurements before and after the cases */
+    double load[2];                 /* 1-minute load average before and after */
     int n_threads;
     const char *isa;
 } machine;
+
+/* Measures the machine's peaks (again) and keeps the best so far: on a shared machine another job
+ * can depress one measurement, and a peak that is too low would inflate every ratio. */
+static int measure_machine(machine *mc, int after, const bench_opts *o)
+{
+    const size_t bw_bytes = (size_t)(o->quick ? 256 : 1024) << 20;
+    const double bw = bench_read_bw_gbps(mc->n_threads, bw_bytes, o->quick ? 5 : 10);
+    const double gf = bench_sgemm_peak_gflops(mc->n_threads, o->quick ? 0.05 : 0.3);
+    /* OpenBLAS's workers keep spinning for about 2^28 cycles after a call: let them fall asleep
+     * before anything else is timed. */
+    nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 250000000}, NULL);
+    getloadavg(&mc->load[after], 1);
+    if (bw <= 0 || gf <= 0) return -1;
+    if (bw > mc->read_gbps) mc->read_gbps = bw;
+    if (gf > mc->sgemm_gflops) mc->sgemm_gflops = gf;
+    return 0;
+}
 
 typedef struct result {
     double sec, gflops, gbps;
@@ -270,11 +289,11 @@ typedef struct result {
 static void print_header(const machine *mc, const bench_opts *o)
 {
     if (o->json) return;
-    double load[1] = {0}; /* other work on the machine skews every number below: say how much there was */
-    getloadavg(load, 1);
+    /* other work on the machine skews every number below: say how much there was */
     printf("heed bench attn: %d threads, %s kernels; sgemm peak %.1f GFLOP/s, read bandwidth %.1f GB/s; "
-           "load average %.2f\nFLOPs = 4 * visible pairs * D; bytes = Q + O + K + V once%s\n\n",
-           mc->n_threads, mc->isa, mc->sgemm_gflops, mc->read_gbps, load[0],
+           "load average %.2f before, %.2f after\n"
+           "FLOPs = 4 * visible pairs * D; bytes = Q + O + K + V once%s\n\n",
+           mc->n_threads, mc->isa, mc->sgemm_gflops, mc->read_gbps, mc->load[0], mc->load[1],
            o->quick ? " (--quick: small sizes)" : "");
     printf("%-14s %2s %7s %4s %6s %6s %4s %-18s %9s %8s %6s %7s %6s %8s %6s\n", "case", "B", "Hq/Hkv", "D",
            "Tq", "Tk", "kv", "mask", "ms", "GFLOP/s", "%peak", "GB/s", "%bw", "speedup", "ideal");
@@ -297,11 +316,13 @@ static void print_result(const bench_case *c, const result *r, const machine *mc
         printf("{\"case\":\"%s\",\"B\":%lld,\"Hq\":%lld,\"Hkv\":%lld,\"D\":%lld,\"Tq\":%lld,\"Tk\":%lld,"
                "\"causal\":%d,\"kv_dtype\":\"%s\",\"mask\":\"%s\",\"gflops\":%.3f,\"gbps\":%.3f,"
                "\"sgemm_peak_gflops\":%.3f,\"read_bw_gbps\":%.3f,\"peak_ratio\":%.4f,\"bw_ratio\":%.4f,"
-               "\"ms\":%.4f,\"visible_pairs\":%lld,\"threads\":%d,\"isa\":\"%s\"",
+               "\"ms\":%.4f,\"visible_pairs\":%lld,\"threads\":%d,\"isa\":\"%s\","
+               "\"load_before\":%.2f,\"load_after\":%.2f",
                c->name, (long long)c->B, (long long)c->Hq, (long long)c->Hkv, (long long)c->D,
                (long long)c->Tq, (long long)c->Tk, mask_causal(&c->mask), heed_dtype_name(c->kv), mask,
                r->gflops, r->gbps, mc->sgemm_gflops, mc->read_gbps, r->gflops / mc->sgemm_gflops,
-               r->gbps / mc->read_gbps, r->sec * 1e3, (long long)r->pairs, mc->n_threads, mc->isa);
+               r->gbps / mc->read_gbps, r->sec * 1e3, (long long)r->pairs, mc->n_threads, mc->isa,
+               mc->load[0], mc->load[1]);
         if (r->dense_sec > 0)
             printf(",\"dense_ms\":%.4f,\"speedup_vs_dense\":%.4f,\"ideal_speedup\":%.4f", r->dense_sec * 1e3,
                    r->speedup, r->ideal);
@@ -310,9 +331,8 @@ static void print_result(const bench_case *c, const result *r, const machine *mc
     fflush(stdout);
 }
 
-/* Measures one case; on failure prints why and returns non-zero. */
-static int run_case(heed_ctx *ctx, dense_cache *cache, const bench_case *c, const machine *mc,
-                    const bench_opts *o)
+/* Measures one case into *r; on failure prints why and returns non-zero. */
+static int run_case(result *r, heed_ctx *ctx, dense_cache *cache, const bench_case *c, const bench_opts *o)
 {
     char mask[64];
     mask_describe(mask, sizeof mask, &c->mask);
@@ -322,21 +342,21 @@ static int run_case(heed_ctx *ctx, dense_cache *cache, const bench_case *c, cons
         return 1;
     }
     bench_data d;
-    result r = {0};
+    *r = (result){0};
     if (data_alloc(&d, c, o)) {
         fprintf(stderr, "heed bench attn: case %s: out of memory for its operands\n", c->name);
         return 1;
     }
-    r.pairs = visible_pairs(c);
-    if (r.pairs < 0) s = HEED_ERR_NOMEM;
-    else if (!mask_sparse(&c->mask)) s = time_dense(&r.sec, ctx, cache, c, &d, o);
-    else s = time_forward(&r.sec, ctx, c, &d, o);
+    r->pairs = visible_pairs(c);
+    if (r->pairs < 0) s = HEED_ERR_NOMEM;
+    else if (!mask_sparse(&c->mask)) s = time_dense(&r->sec, ctx, cache, c, &d, o);
+    else s = time_forward(&r->sec, ctx, c, &d, o);
     if (s == HEED_OK && mask_sparse(&c->mask)) {
         const bench_case dense = dense_counterpart(c);
         const int64_t dense_pairs = visible_pairs(&dense);
-        s = dense_pairs < 0 ? HEED_ERR_NOMEM : time_dense(&r.dense_sec, ctx, cache, &dense, &d, o);
-        r.speedup = r.dense_sec / r.sec;
-        r.ideal = (double)dense_pairs / (double)r.pairs;
+        s = dense_pairs < 0 ? HEED_ERR_NOMEM : time_dense(&r->dense_sec, ctx, cache, &dense, &d, o);
+        r->speedup = r->dense_sec / r->sec;
+        r->ideal = (double)dense_pairs / (double)r->pairs;
     }
     data_free(&d);
     if (s != HEED_OK) {
@@ -344,11 +364,10 @@ static int run_case(heed_ctx *ctx, dense_cache *cache, const bench_case *c, cons
                 s == HEED_ERR_NOMEM ? "out of memory" : heed_ctx_error(ctx));
         return 1;
     }
-    r.gflops = 4.0 * (double)r.pairs * (double)c->D / r.sec * 1e-9;
+    r->gflops = 4.0 * (double)r->pairs * (double)c->D / r->sec * 1e-9;
     const double bytes = 2.0 * (double)(c->B * c->Hq * c->Tq * c->D) * sizeof(float) +
                          2.0 * (double)(c->B * c->Hkv * c->Tk * c->D) * (double)heed_dtype_size(c->kv);
-    r.gbps = bytes / r.sec * 1e-9;
-    print_result(c, &r, mc, o);
+    r->gbps = bytes / r->sec * 1e-9;
     return 0;
 }
 
@@ -413,26 +432,31 @@ static int bench_attn(int argc, char **argv)
     machine mc = {0};
     mc.n_threads = heed_ctx_n_threads(ctx);
     mc.isa = heed_isa_name(heed_ctx_isa(ctx));
-    mc.read_gbps = bench_read_bw_gbps(mc.n_threads, (size_t)(o.quick ? 256 : 1024) << 20, o.quick ? 5 : 10);
-    mc.sgemm_gflops = bench_sgemm_peak_gflops(mc.n_threads, o.quick ? 0.05 : 0.3);
-    /* OpenBLAS's workers keep spinning for about 2^28 cycles after a call: let them fall asleep
-     * before anything else is timed. */
-    nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 250000000}, NULL);
-    if (mc.sgemm_gflops <= 0 || mc.read_gbps <= 0) {
-        fprintf(stderr, "heed bench attn: out of memory measuring the machine's peaks\n");
-        heed_ctx_free(ctx);
-        return 1;
-    }
-    print_header(&mc, &o);
     const bench_case *cases = o.quick ? quick_cases : full_cases;
     const size_t n_cases = o.quick ? sizeof quick_cases / sizeof quick_cases[0]
                                    : sizeof full_cases / sizeof full_cases[0];
+    result results[sizeof full_cases / sizeof full_cases[0]];
     dense_cache cache = {.n = 0};
-    int rc = 0;
+    const int progress = isatty(STDERR_FILENO);
+    int rc = measure_machine(&mc, 0, &o);
     for (size_t i = 0; i < n_cases && rc == 0; i++)
-        if (!o.only || !strcmp(o.only, cases[i].name)) rc = run_case(ctx, &cache, &cases[i], &mc, &o);
+        if (!o.only || !strcmp(o.only, cases[i].name)) {
+            if (progress) fprintf(stderr, "\rheed bench attn: case %zu of %zu ", i + 1, n_cases);
+            rc = run_case(&results[i], ctx, &cache, &cases[i], &o);
+        }
+    if (progress) fprintf(stderr, "\r%40s\r", "");
+    if (rc == 0) rc = measure_machine(&mc, 1, &o);
     heed_ctx_free(ctx);
-    return rc;
+    if (rc < 0) {
+        fprintf(stderr, "heed bench attn: out of memory measuring the machine's peaks\n");
+        return 1;
+    }
+    if (rc) return rc;
+    /* Printed at the end, so that every ratio uses the peaks measured on both sides of the cases. */
+    print_header(&mc, &o);
+    for (size_t i = 0; i < n_cases; i++)
+        if (!o.only || !strcmp(o.only, cases[i].name)) print_result(&cases[i], &results[i], &mc, &o);
+    return 0;
 }
 
 int cmd_bench(int argc, char **argv)
