@@ -1,7 +1,10 @@
-/* cli_util.c — small parsers shared by the CLI subcommands. */
+/* cli_util.c — small parsers and loaders shared by the CLI subcommands. */
 #include "cli_util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 int cli_parse_ids(int32_t **ids, int64_t *n, const char *s)
 {
@@ -19,4 +22,60 @@ int cli_parse_ids(int32_t **ids, int64_t *n, const char *s)
         if (!*end) return 1;
         p = end + 1;
     }
+}
+
+int cli_parse_num(double *v, const char *s)
+{
+    char *end;
+    *v = strtod(s, &end);
+    return end != s && !*end;
+}
+
+int cli_load_tokenizer(heed_tokenizer **tok, heed_ctx *ctx, const char *model, int required, const char *cmd)
+{
+    *tok = NULL;
+    char path[4096];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/tokenizer.json", model);
+    if (stat(path, &sb)) {
+        if (required) fprintf(stderr, "heed %s: %s: no tokenizer.json (needed for text; --ids IDS needs none)\n", cmd, model);
+        return !required;
+    }
+    if (heed_tokenizer_load(ctx, tok, path) == HEED_OK) return 1;
+    fprintf(stderr, "heed %s: %s\n", cmd, heed_ctx_error(ctx));
+    return 0;
+}
+
+int cli_input_ids(int32_t **ids, int64_t *n, heed_ctx *ctx, const heed_tokenizer *tok, const char *text,
+                  const char *ids_arg, const char *cmd)
+{
+    *ids = NULL;
+    *n = 0;
+    if (!text == !ids_arg) {
+        fprintf(stderr, "heed %s: give exactly one of -p TEXT and --ids IDS\n", cmd);
+        return 0;
+    }
+    if (ids_arg) {
+        if (cli_parse_ids(ids, n, ids_arg)) return 1;
+        fprintf(stderr, "heed %s: --ids: expected comma-separated integers, got '%s'\n", cmd, ids_arg);
+        return 0;
+    }
+    if (heed_tokenize(ctx, ids, n, tok, text, strlen(text), HEED_TOK_SPECIAL | HEED_TOK_NO_TRUNCATE | HEED_TOK_NO_PAD) ==
+        HEED_OK)
+        return 1;
+    fprintf(stderr, "heed %s: -p: %s\n", cmd, heed_ctx_error(ctx));
+    return 0;
+}
+
+int cli_check_model_kv(const char *model, const char *kv, const char *cmd)
+{
+    if (!model) {
+        fprintf(stderr, "heed %s: -m MODEL is required: heed has no embedded default model yet (issue 4)\n", cmd);
+        return 0;
+    }
+    if (kv && strcmp(kv, "full")) {
+        fprintf(stderr, "heed %s: --kv %s: unknown KV policy (only `full` exists so far)\n", cmd, kv);
+        return 0;
+    }
+    return 1;
 }

@@ -1,6 +1,8 @@
-/* cli_util.h — small parsers shared by the CLI subcommands. */
+/* cli_util.h — small parsers and loaders shared by the CLI subcommands. */
 #ifndef HEED_TOOLS_CLI_UTIL_H
 #define HEED_TOOLS_CLI_UTIL_H
+
+#include "heed.h"
 
 #include <stdint.h>
 
@@ -8,5 +10,23 @@
  * caller frees it, also on failure). Returns 1 when well formed, 0 otherwise (a stray comma, a
  * non-number, a value outside int32). */
 int cli_parse_ids(int32_t **ids, int64_t *n, const char *s);
+
+/* Parses a whole decimal number (strtod syntax) into *v. Returns 1 when well formed, 0 otherwise. */
+int cli_parse_num(double *v, const char *s);
+
+/* Loads MODEL/tokenizer.json into *tok when the file exists (else *tok = NULL). Returns 1 on success,
+ * 0 after printing "heed CMD: ..." when it exists but does not load, or when required and absent. */
+int cli_load_tokenizer(heed_tokenizer **tok, heed_ctx *ctx, const char *model, int required, const char *cmd);
+
+/* The input of a model command from exactly one of text (encoded with tok as Hugging Face `encode`
+ * does: special tokens added, no truncation or padding) and ids_arg (comma-separated ids): *ids [*n],
+ * malloc'd (the caller frees it, also on failure). Returns 1 on success, 0 after printing why. */
+int cli_input_ids(int32_t **ids, int64_t *n, heed_ctx *ctx, const heed_tokenizer *tok, const char *text,
+                  const char *ids_arg, const char *cmd);
+
+/* The checks every model command makes on -m and --kv: MODEL is required until the embedded default
+ * model exists (issue 4), and `full` is the only KV cache policy so far (kv NULL: full). Returns 1 when
+ * both are fine, 0 after printing why. */
+int cli_check_model_kv(const char *model, const char *kv, const char *cmd);
 
 #endif

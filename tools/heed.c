@@ -17,6 +17,7 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "`heed tokenize -m MODEL [--no-special] < text`: JSON array of ids"},
     {"detokenize", cmd_tokenize, "`heed detokenize -m MODEL --ids 1,2,3`: the text, exactly"},
     {"logits", cmd_logits, "`heed logits -m MODEL --ids IDS -o OUT.safetensors [--attn] [--hidden]`: one forward pass"},
+    {"run", cmd_run, "`heed run -m MODEL (-p TEXT | --ids IDS) [-n N] [--greedy] [--temp T ...] [--print-ids]`: generate"},
 };
 
 static void usage(FILE *f)
