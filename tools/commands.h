@@ -6,5 +6,6 @@ int cmd_bench(int argc, char **argv); /* heed bench attn ... (tools/bench_attn.c
 int cmd_tokenize(int argc, char **argv); /* heed tokenize / heed detokenize (tools/tokenize.c) */
 int cmd_logits(int argc, char **argv); /* heed logits: one forward pass to safetensors (tools/logits.c) */
 int cmd_run(int argc, char **argv); /* heed run: generate text (tools/run.c) */
+int cmd_ppl(int argc, char **argv); /* heed ppl: sliding-window perplexity (tools/ppl.c) */
 
 #endif

@@ -18,6 +18,7 @@ static const command commands[] = {
     {"detokenize", cmd_tokenize, "`heed detokenize -m MODEL --ids 1,2,3`: the text, exactly"},
     {"logits", cmd_logits, "`heed logits -m MODEL --ids IDS -o OUT.safetensors [--attn] [--hidden]`: one forward pass"},
     {"run", cmd_run, "`heed run -m MODEL (-p TEXT | --ids IDS) [-n N] [--greedy] [--temp T ...] [--print-ids]`: generate"},
+    {"ppl", cmd_ppl, "`heed ppl -m MODEL (-f FILE | --ids IDS) [--ctx N] [--stride S]`: sliding-window perplexity"},
 };
 
 static void usage(FILE *f)

@@ -36,7 +36,9 @@ static double now_s(void)
 
 /* Incremental detokenisation: text is printed only once the ids decode to it for good. Decoding a window
  * that starts a few tokens back keeps what decoders do at the start of a text (SentencePiece drops the
- * first space) out of the difference; text ending in U+FFFD is an unfinished UTF-8 character and waits. */
+ * first space) out of the difference; text ending in U+FFFD is an unfinished UTF-8 character and waits;
+ * so does a run of byte-fallback tokens (<0xNN>), which decodes as one group: "<0x39>" alone is "9", but
+ * "<0x39><0xA1>" is two U+FFFD. */
 typedef struct {
     const heed_tokenizer *tok;
     heed_ctx *ctx;
@@ -56,7 +58,9 @@ static int stream_step(stream *s, int64_t n, int final)
         free(a);
         return 0;
     }
-    int unfinished = lb >= 3 && !memcmp(b + lb - 3, "\xef\xbf\xbd", 3);
+    const char *last_tok = heed_tokenizer_token(s->tok, s->ids[n - 1]);
+    int byte_run = last_tok && strlen(last_tok) == 6 && !strncmp(last_tok, "<0x", 3) && last_tok[5] == '>';
+    int unfinished = byte_run || (lb >= 3 && !memcmp(b + lb - 3, "\xef\xbf\xbd", 3));
     if (lb > la && (final || !unfinished)) {
         size_t start = la;
         while (start < lb && ((unsigned char)b[start] & 0xc0) == 0x80) start++; /* never half a character */

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# cli_model_test.sh — the model commands of ../shared/CLI.md on the golden checkpoints of tests/data/models:
+# `heed run` greedy continuations equal transformers' (tests/data/run/gen_ids.txt), EOS stops, sampling
+# is seeded, streamed text equals the detokenized ids; `heed ppl` equals a reference computed apart
+# (tests/data/run/ppl.txt, relative error <= 2e-4: logits agree to 1e-4 absolute, so a mean NLL to 1e-4).
+# Usage: cli_model_test.sh HEED
+set -u
+heed="$1"
+data="$(cd "$(dirname "$0")" && pwd)/data"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+ok()  { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+json_ids() { tr -d '[] ' <<<"$1"; } # "[1, 2, 3]" -> "1,2,3"
+
+# a model directory with a tokenizer: links to a checkpoint's files plus tests/data/tok/TOK/tokenizer*.json
+with_tok() {
+  local d="$tmp/$1+$2"
+  mkdir -p "$d"
+  ln -sf "$data/models/$1"/*.json "$data/models/$1"/*.safetensors "$d"/
+  cp "$data/tok/$2"/tokenizer*.json "$d"/
+  echo "$d"
+}
+
+# greedy continuations of every decoder equal transformers' generate
+while read -r m ids gen; do
+  [[ "$m" == \#* ]] && continue
+  out=$("$heed" run -m "$data/models/$m" --ids "$ids" -n 8 --greedy --print-ids 2>/dev/null | tail -n 1)
+  [ "$(json_ids "$out")" = "$gen" ] && ok || bad "run $m: $out, expected [$gen]"
+done <"$data/run/gen_ids.txt"
+
+read -r _ ids gen < <(grep '^llama3-old ' "$data/run/gen_ids.txt")
+m="$data/models/llama3-old"
+# defaults from generation_config.json (no do_sample: greedy); --temp 0 and --top-k 1 are greedy too
+for flags in "" "--temp 0" "--top-k 1 --seed 3" "--top-p 0.000001 --seed 5"; do
+  out=$("$heed" run -m "$m" --ids "$ids" -n 8 $flags --print-ids 2>/dev/null | tail -n 1)
+  [ "$(json_ids "$out")" = "$gen" ] && ok || bad "run with '$flags': $out, expected [$gen]"
+done
+# a seed reproduces a sampled continuation; another seed (almost surely) differs
+a=$("$heed" run -m "$m" --ids "$ids" -n 16 --temp 1.5 --top-k 0 --seed 11 --print-ids 2>/dev/null | tail -n 1)
+b=$("$heed" run -m "$m" --ids "$ids" -n 16 --temp 1.5 --top-k 0 --seed 11 --print-ids 2>/dev/null | tail -n 1)
+c=$("$heed" run -m "$m" --ids "$ids" -n 16 --temp 1.5 --top-k 0 --seed 12 --print-ids 2>/dev/null | tail -n 1)
+[ -n "$a" ] && [ "$a" = "$b" ] && ok || bad "seed 11 twice: '$a' vs '$b'"
+[ "$a" != "$c" ] && ok || bad "seeds 11 and 12 gave the same 16 tokens: $a"
+n=$(json_ids "$a" | tr ',' '\n' | wc -l)
+[ "$n" -eq 16 ] && ok || bad "-n 16 sampled $n tokens"
+# the repetition penalty changes a greedy continuation that repeats (qwen3: 92,92,92,...)
+read -r _ qids qgen < <(grep '^qwen3 ' "$data/run/gen_ids.txt")
+out=$("$heed" run -m "$data/models/qwen3" --ids "$qids" -n 8 --greedy --repeat-penalty 1.5 --print-ids 2>/dev/null | tail -n 1)
+[ -n "$out" ] && [ "$(json_ids "$out")" != "$qgen" ] && ok || bad "repeat penalty 1.5 left qwen3's continuation as is: $out"
+
+# EOS stops generation (and is the last id printed): a copy whose generation_config names gen[2] as EOS
+e=$(cut -d, -f3 <<<"$gen")
+mkdir -p "$tmp/eos" && ln -sf "$m"/config.json "$m"/model.safetensors "$tmp/eos"/
+printf '{"bos_token_id": 1, "eos_token_id": [%s, 9999]}\n' "$e" >"$tmp/eos/generation_config.json"
+out=$("$heed" run -m "$tmp/eos" --ids "$ids" -n 8 --print-ids 2>/dev/null | tail -n 1)
+[ "$(json_ids "$out")" = "$(cut -d, -f1-3 <<<"$gen")" ] && ok || bad "EOS $e: $out"
+
+# streamed text equals the decoded ids (byte-level gpt2 with partial UTF-8 bytes; SentencePiece llama2)
+for pair in gpt2:gpt2 llama3-old:llama2; do
+  d=$(with_tok "${pair%%:*}" "${pair##*:}")
+  read -r _ pids pgen < <(grep "^${pair%%:*} " "$data/run/gen_ids.txt")
+  "$heed" run -m "$d" --ids "$pids" -n 8 --greedy >"$tmp/streamed" 2>/dev/null || bad "run $pair failed"
+  # what the generated ids add to the decoded prompt (byte-fallback runs may join the two)
+  "$heed" detokenize -m "$d" --ids "$pids" >"$tmp/prompt"
+  "$heed" detokenize -m "$d" --ids "$pids,$pgen" >"$tmp/all"
+  np=$(stat -c %s "$tmp/prompt")
+  cmp -s -n "$np" "$tmp/prompt" "$tmp/all" || bad "$pair: the decoded prompt is not a prefix of the decoded text"
+  { tail -c +$((np + 1)) "$tmp/all"; printf '\n'; } >"$tmp/decoded"
+  cmp -s "$tmp/streamed" "$tmp/decoded" && ok || bad "run $pair: streamed text differs from the decoded ids"
+  out=$("$heed" run -m "$d" --ids "$pids" -n 8 --greedy --print-ids 2>/dev/null | tail -n 1)
+  [ "$(json_ids "$out")" = "$pgen" ] && ok || bad "run $pair --print-ids after text: $out"
+done
+# -p TEXT is encoded as `heed tokenize` encodes it
+d=$(with_tok gpt2 gpt2)
+pids=$(json_ids "$(printf 'ABC XYZ 123' | "$heed" tokenize -m "$d")")
+a=$("$heed" run -m "$d" -p 'ABC XYZ 123' -n 6 --greedy --print-ids 2>/dev/null | tail -n 1)
+b=$("$heed" run -m "$d" --ids "$pids" -n 6 --greedy --print-ids 2>/dev/null | tail -n 1)
+[ -n "$a" ] && [ "$a" = "$b" ] && ok || bad "run -p vs --ids of the same text: '$a' vs '$b'"
+"$heed" run -m "$d" --ids "$pids" -n 4 --greedy 2>"$tmp/err" >/dev/null
+grep -q "prompt 10 tokens in .* tokens/s); generation 4 tokens in .* tokens/s)" "$tmp/err" && ok || bad "speeds on stderr: $(cat "$tmp/err")"
+
+# errors with a non-zero status and a clear message
+"$heed" run --ids 1,2 2>&1 >/dev/null | grep -q "no embedded default model" && ok || bad "run without -m"
+"$heed" run --ids 1,2 >/dev/null 2>&1 && bad "run without -m exited 0" || ok
+"$heed" run -m "$m" --ids 1,2 --kv streaming:sink=4,window=16 2>&1 >/dev/null | grep -q "unknown KV policy" && ok || bad "--kv streaming"
+"$heed" run -m "$m" --ids 1,2 --kv full -n 2 >/dev/null 2>&1 && ok || bad "--kv full"
+"$heed" run -m "$m" -p hello 2>&1 >/dev/null | grep -q "tokenizer.json" && ok || bad "-p without tokenizer.json"
+"$heed" run -m "$data/models/bert" --ids 2,5 2>&1 >/dev/null | grep -q "LM head" && ok || bad "run on an encoder"
+"$heed" run -m "$m" --ids 1,400 >/dev/null 2>&1 && bad "an id outside the vocabulary exited 0" || ok
+"$heed" run -m "$m" --ids 1,2 --temp x >/dev/null 2>&1 && bad "--temp x exited 0" || ok
+"$heed" ppl -m "$m" --ids 1,2,3 --kv h2o:heavy=0.1 2>&1 >/dev/null | grep -q "unknown KV policy" && ok || bad "ppl --kv h2o"
+
+# heed ppl against the reference perplexities
+while read -r pm w s want ntok; do
+  [[ "$pm" == \#* ]] && continue
+  read -r _ pids _ < <(grep "^$pm " "$data/run/gen_ids.txt")
+  out=$("$heed" ppl -m "$data/models/$pm" --ids "$pids" --ctx "$w" --stride "$s" 2>/dev/null | tail -n 1)
+  got=$(sed -n 's/.*"ppl": *\([^,}]*\).*/\1/p' <<<"$out")
+  gn=$(sed -n 's/.*"tokens": *\([0-9]*\).*/\1/p' <<<"$out")
+  awk -v g="${got:-0}" -v w="$want" 'BEGIN { d = g - w; if (d < 0) d = -d; exit !(d <= 2e-4 * w) }' && [ "$gn" = "$ntok" ] && ok ||
+    bad "ppl $pm --ctx $w --stride $s: $out, expected ppl $want tokens $ntok"
+done <"$data/run/ppl.txt"
+# -f FILE: the file's tokens, as --ids of `heed tokenize` of it
+printf 'ABC XYZ 123\nABC XYZ 123 ABC XYZ' >"$tmp/text"
+fids=$(json_ids "$("$heed" tokenize -m "$d" <"$tmp/text")")
+a=$("$heed" ppl -m "$d" -f "$tmp/text" --ctx 8 --stride 4 2>/dev/null | tail -n 1)
+b=$("$heed" ppl -m "$d" --ids "$fids" --ctx 8 --stride 4 2>/dev/null | tail -n 1)
+[ -n "$a" ] && [ "$a" = "$b" ] && ok || bad "ppl -f vs --ids: '$a' vs '$b'"
+"$heed" ppl -m "$m" -f "$tmp/text" >/dev/null 2>&1 && bad "ppl -f without tokenizer.json exited 0" || ok
+"$heed" ppl -m "$m" --ids 5 >/dev/null 2>&1 && bad "ppl of one token exited 0" || ok
+
+echo "cli_model_test: $pass passed, $fail failed"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
