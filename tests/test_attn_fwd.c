@@ -283,6 +283,27 @@ static void decode_cases(env *e)
     }
 }
 
+/* Decode and small Tq over every K/V dtype and GQA ratio 1/2/4/8: tiles of at most 4 rows prefetch K/V
+ * rows ahead (the prefetch stops at the split's end), larger ones do not; odd D, Tk not a multiple of
+ * the key block, and split-KV boundaries (2 threads) off the key-block grid. */
+static void decode_shapes(env *e)
+{
+    static const int64_t G[] = {1, 2, 4, 8}, Tk[] = {1000, 777, 613, 1299};
+    for (int gi = 0; gi < 4; gi++)
+        for (int64_t Tq = 1; Tq <= 4; Tq++) {
+            const int64_t D = (gi + Tq) % 3 == 0 ? 67 : 64, tk = Tk[(gi + Tq) % 4];
+            shape s = {1, 2 * G[gi], 2, Tq, tk, D, D, (heed_dtype)((gi + Tq) % 3), 0, 0, 1.0f, 1e-9, 0};
+            heed_attn_desc d;
+            heed_attn_desc_init(&d);
+            d.mask.kind = HEED_MASK_CAUSAL;
+            d.q_offset = s.Tk - s.Tq;
+            char what[80];
+            snprintf(what, sizeof what, "decode G=%lld Tq=%lld D=%lld Tk=%lld", (long long)G[gi], (long long)Tq,
+                     (long long)D, (long long)tk);
+            compare(e, &s, &d, what);
+        }
+}
+
 static void edge_cases(env *e)
 {
     heed_attn_desc d;
@@ -382,6 +403,7 @@ int main(void)
     CHECK_OK(NULL, heed_ctx_create(&e.ctx[1], 2));
     edge_cases(&e);
     decode_cases(&e);
+    decode_shapes(&e);
     for (int i = 0; i < 320; i++) random_case(&e, i);
     heed_ctx_free(e.ctx[0]);
     heed_ctx_free(e.ctx[1]);
