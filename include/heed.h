@@ -551,6 +551,8 @@ typedef struct heed_model_trace {
 } heed_model_trace;
 
 #define HEED_FWD_LAST_LOGITS 1u /* logits of the last token only: [1, vocab] */
+#define HEED_FWD_BIDIRECTIONAL 2u /* no causal mask nor sliding window (a decoder run as an encoder, for
+                                   * embeddings); pos must be 0 */
 
 /* Runs tokens ids [n] at positions pos .. pos + n - 1 with the first pos positions taken from the KV
  * cache (pos = 0 starts a new sequence; 0 <= pos <= heed_model_n_cached), then caches them.

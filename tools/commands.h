@@ -7,5 +7,6 @@ int cmd_tokenize(int argc, char **argv); /* heed tokenize / heed detokenize (too
 int cmd_logits(int argc, char **argv); /* heed logits: one forward pass to safetensors (tools/logits.c) */
 int cmd_run(int argc, char **argv); /* heed run: generate text (tools/run.c) */
 int cmd_ppl(int argc, char **argv); /* heed ppl: sliding-window perplexity (tools/ppl.c) */
+int cmd_embed(int argc, char **argv); /* heed embed: pooled sentence embedding (tools/embed.c) */
 
 #endif

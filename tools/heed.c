@@ -19,6 +19,7 @@ static const command commands[] = {
     {"logits", cmd_logits, "`heed logits -m MODEL --ids IDS -o OUT.safetensors [--attn] [--hidden]`: one forward pass"},
     {"run", cmd_run, "`heed run -m MODEL (-p TEXT | --ids IDS) [-n N] [--greedy] [--temp T ...] [--print-ids]`: generate"},
     {"ppl", cmd_ppl, "`heed ppl -m MODEL (-f FILE | --ids IDS) [--ctx N] [--stride S]`: sliding-window perplexity"},
+    {"embed", cmd_embed, "`heed embed -m MODEL (-p TEXT | --ids IDS) [--pool mean|cls|last|eos] [--normalize]`: embedding"},
 };
 
 static void usage(FILE *f)

@@ -419,13 +419,13 @@ static void rope(float *x, const float *inv_freq, float factor, int64_t n, int64
         }
 }
 
-/* The mask of layer L: bidirectional (encoders), the sliding window, or causal. */
-static heed_mask layer_mask(const heed_config *c, int64_t L)
+/* The mask of layer L: bidirectional (encoders, or any model asked to be), the sliding window, or causal. */
+static heed_mask layer_mask(const heed_config *c, int64_t L, int bidirectional)
 {
     heed_mask mk;
     memset(&mk, 0, sizeof mk);
     mk.dilation[0] = mk.dilation[1] = 1;
-    if (!c->causal) mk.kind = HEED_MASK_NONE;
+    if (!c->causal || bidirectional) mk.kind = HEED_MASK_NONE;
     else if (c->layer_window[L] && c->sliding_window > 0) {
         mk.kind = HEED_MASK_WINDOW;
         mk.left = c->sliding_window - 1;
@@ -464,7 +464,8 @@ static void attn_probs(const heed_config *c, float *probs, const heed_attn_desc 
 
 /* One attention block on m->xb [n, d] (the block's input) into m->xb: projections, q/k norm, RoPE,
  * cache append, attention over positions [0, pos + n), output projection. */
-static heed_status attention(heed_ctx *ctx, heed_model *m, int64_t L, int64_t n, int64_t pos, float *probs)
+static heed_status attention(heed_ctx *ctx, heed_model *m, int64_t L, int64_t n, int64_t pos, int bidirectional,
+                             float *probs)
 {
     const heed_config *c = &m->cfg;
     const layer_w *w = &m->layers[L];
@@ -504,7 +505,7 @@ static heed_status attention(heed_ctx *ctx, heed_model *m, int64_t L, int64_t n,
     ad.v = ad.k;
     ad.v.data = m->vc[L];
     ad.q_offset = pos;
-    ad.mask = layer_mask(c, L);
+    ad.mask = layer_mask(c, L, bidirectional);
     ad.scale = (float)(c->scale_by_inverse_layer ? c->attn_scale / (double)(L + 1) : c->attn_scale);
     ad.softcap = (float)c->attn_softcap;
     heed_tensor o = {m->att, HEED_F32, {1, Hq, n, D}, {n * qd * f, D * f, qd * f, f}};
@@ -590,9 +591,9 @@ heed_status heed_model_forward(heed_ctx *ctx, heed_model *m, float *logits, cons
     if (m->pos_embed && pos + n > c->max_pos)
         return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_forward: positions up to %lld, but the model has learned "
                          "positions for %lld", (long long)(pos + n), (long long)c->max_pos);
-    if (!c->causal && pos != 0)
-        return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_forward: an encoder (%s) runs the whole sequence at once: pos must be 0",
-                         c->model_type);
+    if ((!c->causal || (flags & HEED_FWD_BIDIRECTIONAL)) && pos != 0)
+        return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_forward: an encoder (%s, or HEED_FWD_BIDIRECTIONAL) runs the "
+                         "whole sequence at once: pos must be 0", c->model_type);
     heed_status s = reserve_tokens(ctx, m, n);
     if (s == HEED_OK) s = reserve_ctx(ctx, m, pos + n);
     if (s != HEED_OK) return s;
@@ -605,7 +606,7 @@ heed_status heed_model_forward(heed_ctx *ctx, heed_model *m, float *logits, cons
         const layer_w *w = &m->layers[L];
         if (w->attn_in.w) apply_norm(c, m->xb, m->x, &w->attn_in, n, d, d);
         else memcpy(m->xb, m->x, row_bytes);
-        s = attention(ctx, m, L, n, pos, trace && trace->attn ? trace->attn[L] : NULL);
+        s = attention(ctx, m, L, n, pos, (flags & HEED_FWD_BIDIRECTIONAL) != 0, trace && trace->attn ? trace->attn[L] : NULL);
         if (s != HEED_OK) return s;
         residual(c, m->x, m->xb, &w->attn_out, n);
         if (w->ffn_in.w) apply_norm(c, m->xb, m->x, &w->ffn_in, n, d, d);
