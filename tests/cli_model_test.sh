@@ -2,7 +2,8 @@
 # cli_model_test.sh — the model commands of ../shared/CLI.md on the golden checkpoints of tests/data/models:
 # `heed run` greedy continuations equal transformers' (tests/data/run/gen_ids.txt), EOS stops, sampling
 # is seeded, streamed text equals the detokenized ids; `heed ppl` equals a reference computed apart
-# (tests/data/run/ppl.txt, relative error <= 2e-4: logits agree to 1e-4 absolute, so a mean NLL to 1e-4).
+# (tests/data/run/ppl.txt, relative error <= 2e-4: logits agree to 1e-4 absolute, so a mean NLL to 1e-4);
+# `heed embed` pooling against the golden hidden states (tests/data/run/embed.txt), -o, eos, --bidirectional.
 # Usage: cli_model_test.sh HEED
 set -u
 heed="$1"
@@ -110,6 +111,46 @@ b=$("$heed" ppl -m "$d" --ids "$fids" --ctx 8 --stride 4 2>/dev/null | tail -n 1
 [ -n "$a" ] && [ "$a" = "$b" ] && ok || bad "ppl -f vs --ids: '$a' vs '$b'"
 "$heed" ppl -m "$m" -f "$tmp/text" >/dev/null 2>&1 && bad "ppl -f without tokenizer.json exited 0" || ok
 "$heed" ppl -m "$m" --ids 5 >/dev/null 2>&1 && bad "ppl of one token exited 0" || ok
+
+# heed embed: pooled last hidden states against transformers' (tests/data/run/embed.txt; max abs error 1e-4,
+# the bound test_model holds hidden states to)
+maxdiff() { awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, ","); m = split(b, y, ","); if (n != m || n == 0) { print "len " n " vs " m; exit }
+  d = 0; for (i = 1; i <= n; i++) { e = x[i] - y[i]; if (e < 0) e = -e; if (e > d) d = e }; print d }'; }
+while read -r em pool norm want; do
+  [[ "$em" == \#* || "$pool" == input ]] && continue
+  read -r _ _ eids etypes < <(grep "^$em input " "$data/run/embed.txt")
+  args=(-m "$data/models/$em" --ids "$eids" --pool "$pool")
+  [ "$etypes" != - ] && args+=(--types "$etypes")
+  [ "$norm" = 1 ] && args+=(--normalize)
+  got=$(json_ids "$("$heed" embed "${args[@]}" 2>/dev/null)")
+  dd=$(maxdiff "$got" "$want")
+  awk -v d="$dd" 'BEGIN { exit !(d + 0 == d && d <= 1e-4) }' && ok || bad "embed $em --pool $pool normalize=$norm: max abs error $dd"
+done <"$data/run/embed.txt"
+read -r _ _ eids _ < <(grep "^llama3-old input " "$data/run/embed.txt")
+# -o writes the same floats as a safetensors tensor `embedding` f32 [64]: 64 * 4 bytes after the header
+"$heed" embed -m "$m" --ids "$eids" -o "$tmp/e.safetensors" && ok || bad "embed -o failed"
+hl=$(od -An -tu8 -N8 "$tmp/e.safetensors" | tr -d ' ')
+[ "$(stat -c %s "$tmp/e.safetensors")" -eq $((8 + hl + 256)) ] && head -c $((8 + hl)) "$tmp/e.safetensors" | grep -q '"embedding"' && ok || bad "embed -o layout"
+# eos pooling takes the last EOS id (llama3-old: eos 2): with EOS last it is last-token pooling
+a=$("$heed" embed -m "$m" --ids "$eids,2" --pool eos 2>/dev/null)
+b=$("$heed" embed -m "$m" --ids "$eids,2" --pool last 2>/dev/null)
+[ -n "$a" ] && [ "$a" = "$b" ] && ok || bad "embed --pool eos vs last with EOS last"
+c=$("$heed" embed -m "$m" --ids "2,$eids" --pool eos 2>/dev/null)
+d0=$("$heed" embed -m "$m" --ids "2,$eids" --pool cls 2>/dev/null)
+[ -n "$c" ] && [ "$c" = "$d0" ] && ok || bad "embed --pool eos vs cls with EOS first"
+"$heed" embed -m "$m" --ids "$eids" --pool eos >/dev/null 2>&1 && bad "eos pooling without an EOS id exited 0" || ok
+"$heed" embed -m "$m" --ids "$eids" --pool max >/dev/null 2>&1 && bad "--pool max exited 0" || ok
+# --bidirectional: the first token sees the last one only without the causal mask
+other="${eids%,*},7"
+a=$("$heed" embed -m "$m" --ids "$eids" --pool cls 2>/dev/null)
+b=$("$heed" embed -m "$m" --ids "$other" --pool cls 2>/dev/null)
+[ -n "$a" ] && [ "$a" = "$b" ] && ok || bad "causal: the first token's state changed with the last id"
+a=$("$heed" embed -m "$m" --ids "$eids" --pool cls --bidirectional 2>/dev/null)
+b=$("$heed" embed -m "$m" --ids "$other" --pool cls --bidirectional 2>/dev/null)
+[ -n "$a" ] && [ "$a" != "$b" ] && ok || bad "--bidirectional: the first token's state ignores the last id"
+c=$("$heed" embed -m "$m" --ids 5 --pool cls 2>/dev/null)
+d0=$("$heed" embed -m "$m" --ids 5 --pool cls --bidirectional 2>/dev/null)
+[ -n "$c" ] && [ "$c" = "$d0" ] && ok || bad "--bidirectional changed a one-token input"
 
 echo "cli_model_test: $pass passed, $fail failed"
 echo "$pass passed, $fail failed"

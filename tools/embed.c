@@ -14,20 +14,22 @@
 static int usage(FILE *f, int rc)
 {
     fprintf(f, "usage: heed embed -m MODEL (-p TEXT | --ids IDS) [--pool mean|cls|last|eos] [--normalize]\n"
-               "                  [--bidirectional] [-o OUT.safetensors] [--threads N]\n"
+               "                  [--bidirectional] [--types IDS] [-o OUT.safetensors] [--threads N]\n"
                "  Pools the last hidden states (after the final norm) of TEXT (encoded with MODEL/tokenizer.json,\n"
                "  special tokens added as Hugging Face `encode` does) or IDS: mean over every token (default,\n"
                "  as sentence-transformers' mean pooling of one unpadded sentence), cls (the first token), last\n"
                "  (the last token) or eos (the last token that is an EOS id of the model's configs).\n"
                "  --normalize divides by the L2 norm. --bidirectional runs a decoder without its causal mask\n"
                "  (and without sliding windows), as for embeddings in the pooling papers. Prints a JSON array,\n"
-               "  or with -o writes a safetensors file holding `embedding` f32 [hidden].\n");
+               "  or with -o writes a safetensors file holding `embedding` f32 [hidden]. --types: token type ids\n"
+               "  (bert; default all 0).\n");
     return rc;
 }
 
 int cmd_embed(int argc, char **argv)
 {
-    const char *model = NULL, *text = NULL, *ids_arg = NULL, *pool = "mean", *out = NULL, *threads_arg = NULL;
+    const char *model = NULL, *text = NULL, *ids_arg = NULL, *pool = "mean", *out = NULL, *threads_arg = NULL,
+               *types_arg = NULL;
     int normalize = 0, bidirectional = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -46,6 +48,7 @@ int cmd_embed(int argc, char **argv)
                            : !strcmp(a, "--pool") ? &pool
                            : !strcmp(a, "-o") ? &out
                            : !strcmp(a, "--threads") ? &threads_arg
+                           : !strcmp(a, "--types") ? &types_arg
                            : NULL;
         if (!str || !v) {
             fprintf(stderr, "heed embed: %s '%s'\n", str ? "no value after" : "unknown option", a);
@@ -67,7 +70,7 @@ int cmd_embed(int argc, char **argv)
     heed_ctx *ctx = NULL;
     heed_model *m = NULL;
     heed_tokenizer *tok = NULL;
-    int32_t *ids = NULL;
+    int32_t *ids = NULL, *types = NULL;
     float *hidden = NULL, *e = NULL;
     int64_t T = 0;
     int rc = 1;
@@ -88,6 +91,11 @@ int cmd_embed(int argc, char **argv)
         fprintf(stderr, "heed embed: no tokens to embed\n");
         goto done;
     }
+    int64_t nt = 0;
+    if (types_arg && (!cli_parse_ids(&types, &nt, types_arg) || nt != T)) {
+        fprintf(stderr, "heed embed: --types: expected %lld comma-separated integers, one per token\n", (long long)T);
+        goto done;
+    }
     if (bidirectional && !c->causal) fprintf(stderr, "heed embed: note: %s is bidirectional already\n", c->model_type);
     int64_t d = c->hidden, NL = c->n_layers;
     hidden = malloc(sizeof(float) * (size_t)(T * d));
@@ -100,7 +108,7 @@ int cmd_embed(int argc, char **argv)
     }
     hs[NL] = hidden;
     heed_model_trace tr = {NULL, hs};
-    heed_status s = heed_model_forward(ctx, m, NULL, &tr, ids, NULL, T, 0, bidirectional ? HEED_FWD_BIDIRECTIONAL : 0);
+    heed_status s = heed_model_forward(ctx, m, NULL, &tr, ids, types, T, 0, bidirectional ? HEED_FWD_BIDIRECTIONAL : 0);
     free(hs);
     if (s != HEED_OK) {
         fprintf(stderr, "heed embed: %s\n", heed_ctx_error(ctx));
@@ -147,6 +155,7 @@ int cmd_embed(int argc, char **argv)
     rc = 0;
 done:
     free(ids);
+    free(types);
     free(hidden);
     free(e);
     heed_tokenizer_free(tok);

