@@ -38,7 +38,8 @@ int cli_load_tokenizer(heed_tokenizer **tok, heed_ctx *ctx, const char *model, i
     struct stat sb;
     snprintf(path, sizeof path, "%s/tokenizer.json", model);
     if (stat(path, &sb)) {
-        if (required) fprintf(stderr, "heed %s: %s: no tokenizer.json (needed for text; --ids IDS needs none)\n", cmd, model);
+        if (required)
+            fprintf(stderr, "heed %s: %s: no tokenizer.json (needed for text; --ids IDS needs none)\n", cmd, model);
         return !required;
     }
     if (heed_tokenizer_load(ctx, tok, path) == HEED_OK) return 1;
@@ -60,9 +61,8 @@ int cli_input_ids(int32_t **ids, int64_t *n, heed_ctx *ctx, const heed_tokenizer
         fprintf(stderr, "heed %s: --ids: expected comma-separated integers, got '%s'\n", cmd, ids_arg);
         return 0;
     }
-    if (heed_tokenize(ctx, ids, n, tok, text, strlen(text), HEED_TOK_SPECIAL | HEED_TOK_NO_TRUNCATE | HEED_TOK_NO_PAD) ==
-        HEED_OK)
-        return 1;
+    unsigned flags = HEED_TOK_SPECIAL | HEED_TOK_NO_TRUNCATE | HEED_TOK_NO_PAD;
+    if (heed_tokenize(ctx, ids, n, tok, text, strlen(text), flags) == HEED_OK) return 1;
     fprintf(stderr, "heed %s: -p: %s\n", cmd, heed_ctx_error(ctx));
     return 0;
 }

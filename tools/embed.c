@@ -54,8 +54,8 @@ int cmd_embed(int argc, char **argv)
             fprintf(stderr, "heed embed: %s '%s'\n", str ? "no value after" : "unknown option", a);
             return usage(stderr, 2);
         }
+        i++; /* the value */
         *str = v;
-        i++;
     }
     double threads = 0;
     if (threads_arg && (!cli_parse_num(&threads, threads_arg) || threads < 0 || threads != floor(threads))) {

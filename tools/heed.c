@@ -17,9 +17,9 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "`heed tokenize -m MODEL [--no-special] < text`: JSON array of ids"},
     {"detokenize", cmd_tokenize, "`heed detokenize -m MODEL --ids 1,2,3`: the text, exactly"},
     {"logits", cmd_logits, "`heed logits -m MODEL --ids IDS -o OUT.safetensors [--attn] [--hidden]`: one forward pass"},
-    {"run", cmd_run, "`heed run -m MODEL (-p TEXT | --ids IDS) [-n N] [--greedy] [--temp T ...] [--print-ids]`: generate"},
+    {"run", cmd_run, "`heed run -m MODEL (-p TEXT | --ids IDS) [-n N] [--greedy] [--temp T ...]`: generate"},
     {"ppl", cmd_ppl, "`heed ppl -m MODEL (-f FILE | --ids IDS) [--ctx N] [--stride S]`: sliding-window perplexity"},
-    {"embed", cmd_embed, "`heed embed -m MODEL (-p TEXT | --ids IDS) [--pool mean|cls|last|eos] [--normalize]`: embedding"},
+    {"embed", cmd_embed, "`heed embed -m MODEL (-p TEXT | --ids IDS) [--pool mean|cls|last|eos]`: embedding"},
 };
 
 static void usage(FILE *f)

@@ -77,13 +77,14 @@ int cmd_ppl(int argc, char **argv)
                            : NULL;
         double *num = !strcmp(a, "--ctx") ? &ctx_len : !strcmp(a, "--stride") ? &stride
                       : !strcmp(a, "--threads") ? &threads : NULL;
+        i++; /* the value */
         if ((!str && !num) || !v || (num && (!cli_parse_num(num, v) || *num < 1 || *num != floor(*num)))) {
-            fprintf(stderr, "heed ppl: %s '%s'%s%s\n", !str && !num ? "unknown option" : v ? "expected a whole number >= 1 after" : "no value after",
-                    a, num && v ? ": " : "", num && v ? v : "");
+            fprintf(stderr, "heed ppl: %s '%s'%s%s\n",
+                    !str && !num ? "unknown option" : v ? "expected a whole number >= 1 after" : "no value after", a,
+                    num && v ? ": " : "", num && v ? v : "");
             return usage(stderr, 2);
         }
         if (str) *str = v;
-        i++;
     }
     if (!cli_check_model_kv(model, kv, "ppl")) return 2;
     if (!file == !ids_arg) {

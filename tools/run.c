@@ -108,14 +108,15 @@ int cmd_run(int argc, char **argv)
         size_t k = 0;
         while (!str && k < sizeof nums / sizeof nums[0] && strcmp(a, nums[k].name)) k++;
         int known = str || k < sizeof nums / sizeof nums[0];
+        i++; /* the value */
         if (!known || !v || (!str && !cli_parse_num(nums[k].v, v))) {
-            fprintf(stderr, "heed run: %s '%s'%s%s\n", !known ? "unknown option" : v ? "not a number after" : "no value after",
-                    a, known && v ? ": " : "", known && v ? v : "");
+            fprintf(stderr, "heed run: %s '%s'%s%s\n",
+                    !known ? "unknown option" : v ? "not a number after" : "no value after", a, known && v ? ": " : "",
+                    known && v ? v : "");
             return usage(stderr, 2);
         }
         if (str) *str = v;
         else sampling |= nums[k].samples;
-        i++;
     }
     if (n_new < 0 || n_new != floor(n_new) || threads < 0 || penalty <= 0 || (top_k >= 0 && top_k != floor(top_k)) ||
         (seed >= 0 && seed != floor(seed))) {
