@@ -185,7 +185,7 @@ int cmd_run(int argc, char **argv)
     memcpy(all, prompt, sizeof(int32_t) * (size_t)T);
     stream st = {tok, ctx, all, T > 5 ? T - 5 : 0, T, -1};
     double t0 = now_s();
-    if (N > 0 && heed_model_forward(ctx, m, logits, NULL, prompt, NULL, T, 0, HEED_FWD_LAST_LOGITS) != HEED_OK) {
+    if (heed_model_forward(ctx, m, logits, NULL, prompt, NULL, T, 0, HEED_FWD_LAST_LOGITS) != HEED_OK) {
         fprintf(stderr, "heed run: %s\n", heed_ctx_error(ctx));
         goto done;
     }

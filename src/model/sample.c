@@ -101,8 +101,8 @@ heed_status heed_sample(heed_ctx *ctx, int32_t *out, float *logits, int64_t voca
         *out = (int32_t)best;
         return HEED_OK;
     }
-    float inv_t = (float)(1.0 / p->temperature);
-    for (int64_t i = 0; i < vocab; i++) logits[i] *= inv_t;
+    float t = (float)p->temperature; /* divided, as transformers' f32 scores / temperature */
+    for (int64_t i = 0; i < vocab; i++) logits[i] /= t;
     /* top-k as transformers: keep every logit >= the k-th largest (ties at the boundary stay) */
     float floor_k = -INFINITY;
     if (p->top_k > 0 && p->top_k < vocab) {
