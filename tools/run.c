@@ -80,7 +80,8 @@ static int stream_step(stream *s, int64_t n, int final)
 int cmd_run(int argc, char **argv)
 {
     const char *model = NULL, *text = NULL, *ids_arg = NULL, *kv = NULL;
-    double n_new = 128, temp = -1, top_k = -1, top_p = -1, min_p = -1, penalty = 1, seed = -1, threads = 0;
+    /* NAN: not given */
+    double n_new = 128, temp = NAN, top_k = NAN, top_p = NAN, min_p = NAN, penalty = 1, seed = NAN, threads = 0;
     int greedy = 0, print_ids = 0, sampling = 0;
     const struct {
         const char *name;
@@ -118,9 +119,12 @@ int cmd_run(int argc, char **argv)
         if (str) *str = v;
         else sampling |= nums[k].samples;
     }
-    if (n_new < 0 || n_new != floor(n_new) || threads < 0 || penalty <= 0 || (top_k >= 0 && top_k != floor(top_k)) ||
-        (seed >= 0 && seed != floor(seed))) {
-        fprintf(stderr, "heed run: -n, --threads, --top-k and --seed take whole numbers >= 0, --repeat-penalty > 0\n");
+    if (!(n_new >= 0 && n_new <= 1e7) || n_new != floor(n_new) || !(threads >= 0 && threads <= 1024) ||
+        threads != floor(threads) || !(penalty > 0) || !(isnan(temp) || temp >= 0) ||
+        !(isnan(top_k) || (top_k >= 0 && top_k <= 1e9 && top_k == floor(top_k))) ||
+        !(isnan(seed) || (seed >= 0 && seed <= 1.8e19 && seed == floor(seed)))) {
+        fprintf(stderr, "heed run: -n (<= 10^7), --threads, --top-k and --seed take whole numbers >= 0, --temp a "
+                        "number >= 0, --repeat-penalty a number > 0\n");
         return 2;
     }
     if (!cli_check_model_kv(model, kv, "run")) return 2;
@@ -167,14 +171,14 @@ int cmd_run(int argc, char **argv)
     heed_sample_params sp;
     heed_sample_params_init(&sp, gen);
     if (sampling) sp.greedy = 0;
-    if (temp >= 0) sp.temperature = temp;
-    if (top_k >= 0) sp.top_k = (int64_t)top_k;
-    if (top_p >= 0) sp.top_p = top_p;
-    if (min_p >= 0) sp.min_p = min_p;
+    if (!isnan(temp)) sp.temperature = temp;
+    if (!isnan(top_k)) sp.top_k = (int64_t)top_k;
+    if (!isnan(top_p)) sp.top_p = top_p;
+    if (!isnan(min_p)) sp.min_p = min_p;
     sp.repeat_penalty = penalty;
     if (greedy || temp == 0) sp.greedy = 1;
-    uint64_t rng = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-    if (!sp.greedy && seed < 0) fprintf(stderr, "heed run: seed %llu\n", (unsigned long long)rng);
+    uint64_t rng = !isnan(seed) ? (uint64_t)seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    if (!sp.greedy && isnan(seed)) fprintf(stderr, "heed run: seed %llu\n", (unsigned long long)rng);
 
     logits = malloc(sizeof(float) * (size_t)c->vocab);
     all = malloc(sizeof(int32_t) * (size_t)(T + N));
