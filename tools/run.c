@@ -42,14 +42,22 @@ static double now_s(void)
 typedef struct {
     const heed_tokenizer *tok;
     heed_ctx *ctx;
-    const int32_t *ids; /* [n] all ids so far */
+    int32_t *ids;         /* [n] the ids so far that name a token (decoding skips the others, as tokenizers does) */
+    int64_t n;
     int64_t prefix, read; /* ids [prefix, read) decode to text already printed */
     int last;             /* the last byte printed, or -1 */
 } stream;
 
-/* Prints what ids [prefix, n) add to ids [prefix, read); at the end (final) also an unfinished tail. */
-static int stream_step(stream *s, int64_t n, int final)
+static void stream_add(stream *s, int32_t id)
 {
+    if (heed_tokenizer_token(s->tok, id)) s->ids[s->n++] = id;
+}
+
+/* Prints what ids [prefix, n) add to ids [prefix, read); at the end (final) also an unfinished tail. */
+static int stream_step(stream *s, int final)
+{
+    int64_t n = s->n;
+    if (n == s->read) return 1;
     char *a = NULL, *b = NULL;
     size_t la = 0, lb = 0;
     if (heed_detokenize(s->ctx, &a, &la, s->tok, s->ids + s->prefix, s->read - s->prefix, 1) != HEED_OK ||
@@ -131,7 +139,7 @@ int cmd_run(int argc, char **argv)
     heed_ctx *ctx = NULL;
     heed_model *m = NULL;
     heed_tokenizer *tok = NULL;
-    int32_t *prompt = NULL, *all = NULL;
+    int32_t *prompt = NULL, *all = NULL, *text_ids = NULL;
     float *logits = NULL;
     int64_t T = 0;
     int rc = 1;
@@ -182,12 +190,16 @@ int cmd_run(int argc, char **argv)
 
     logits = malloc(sizeof(float) * (size_t)c->vocab);
     all = malloc(sizeof(int32_t) * (size_t)(T + N));
-    if (!logits || !all) {
+    text_ids = malloc(sizeof(int32_t) * (size_t)(T + N));
+    if (!logits || !all || !text_ids) {
         fprintf(stderr, "heed run: out of memory\n");
         goto done;
     }
     memcpy(all, prompt, sizeof(int32_t) * (size_t)T);
-    stream st = {tok, ctx, all, T > 5 ? T - 5 : 0, T, -1};
+    stream st = {tok, ctx, text_ids, 0, 0, 0, -1};
+    for (int64_t i = 0; tok && i < T; i++) stream_add(&st, prompt[i]);
+    st.prefix = st.n > 5 ? st.n - 5 : 0;
+    st.read = st.n;
     double t0 = now_s();
     if (heed_model_forward(ctx, m, logits, NULL, prompt, NULL, T, 0, HEED_FWD_LAST_LOGITS) != HEED_OK) {
         fprintf(stderr, "heed run: %s\n", heed_ctx_error(ctx));
@@ -202,7 +214,8 @@ int cmd_run(int argc, char **argv)
             goto done;
         }
         all[n++] = next;
-        if (tok && !stream_step(&st, n, 0)) goto done;
+        if (tok) stream_add(&st, next);
+        if (tok && !stream_step(&st, 0)) goto done;
         int eos = 0;
         for (int e = 0; e < gen->n_eos; e++) eos |= next == gen->eos_ids[e];
         if (eos || n == T + N) break;
@@ -211,7 +224,7 @@ int cmd_run(int argc, char **argv)
             goto done;
         }
     }
-    if (tok && !stream_step(&st, n, 1)) goto done;
+    if (tok && !stream_step(&st, 1)) goto done;
     double t2 = now_s();
     if (st.last >= 0 && st.last != '\n') putchar('\n');
     if (!tok) fprintf(stderr, "heed run: note: %s has no tokenizer.json: no text printed\n", model);
@@ -228,6 +241,7 @@ int cmd_run(int argc, char **argv)
 done:
     free(prompt);
     free(all);
+    free(text_ids);
     free(logits);
     heed_tokenizer_free(tok);
     heed_model_free(m);
