@@ -64,6 +64,9 @@ int main(void)
     CHECK_OK(ctx, heed_sample(ctx, &t, l, V, NULL, 0, &p, &rng));
     CHECK(t == 1, "greedy picked %d, expected 1", t);
     CHECK(rng == 7, "greedy advanced the generator");
+    float nan_first[3] = {NAN, -1.0f, 0.5f};
+    CHECK_OK(ctx, heed_sample(ctx, &t, nan_first, 3, NULL, 0, &p, &rng));
+    CHECK(t == 2, "greedy over {NaN, -1, 0.5} picked %d, expected 2", t);
 
     /* repetition penalty as transformers: positive / r, negative * r, once per distinct id */
     float r[V] = {1.0f, 2.0f, -0.5f, 1.9f, 1.5f, -3.0f};

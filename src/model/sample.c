@@ -97,7 +97,7 @@ heed_status heed_sample(heed_ctx *ctx, int32_t *out, float *logits, int64_t voca
     if (p->greedy) {
         int64_t best = 0;
         for (int64_t i = 1; i < vocab; i++)
-            if (logits[i] > logits[best]) best = i;
+            if (logits[i] > logits[best] || (isnan(logits[best]) && !isnan(logits[i]))) best = i; /* NaN never wins */
         *out = (int32_t)best;
         return HEED_OK;
     }
