@@ -147,6 +147,21 @@ static void test_ctx(void)
     CHECK(!strcmp(heed_status_name(HEED_ERR_UNSUPPORTED), "unsupported"), "status names");
     CHECK(heed_dtype_size(HEED_BF16) == 2 && heed_dtype_size(HEED_F64) == 8, "dtype sizes");
     CHECK(!strcmp(heed_version(), HEED_VERSION), "version");
+    int *arr = NULL;
+    size_t cap = 0, n = 0;
+    for (int i = 0; i < 1000; i++) {
+        int *grown = heed_grow(arr, &cap, n, sizeof *arr, 4);
+        CHECK(grown != NULL, "heed_grow at %zu", n);
+        if (!grown) break;
+        arr = grown;
+        arr[n++] = i;
+    }
+    CHECK(n == 1000 && cap == 1024 && arr[999] == 999 && arr[0] == 0, "grown array: n=%zu cap=%zu", n, cap);
+    CHECK(heed_grow(arr, &cap, n, sizeof *arr, 4) == arr, "no reallocation while there is room");
+    size_t huge_cap = SIZE_MAX / 2 + 1;
+    CHECK(heed_grow(arr, &huge_cap, huge_cap, sizeof *arr, 4) == NULL && huge_cap == SIZE_MAX / 2 + 1,
+          "overflowing growth refused, capacity unchanged");
+    free(arr);
     void *p = heed_alloc(100);
     CHECK(p && ((uintptr_t)p & 63) == 0, "heed_alloc aligned");
     heed_free(p);

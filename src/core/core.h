@@ -48,6 +48,11 @@ void heed_pool_run(heed_pool *pool, int64_t n_tasks, heed_task_fn fn, void *arg)
 heed_status heed_scratch_reserve(heed_ctx *ctx, size_t bytes);
 static inline void *heed_scratch(heed_ctx *ctx, int thread) { return ctx->scratch[thread]; }
 
+/* Makes room for one more element in a growing heap array buf [*cap] holding n elements: returns buf
+ * itself while n < *cap, else buf reallocated (free with free()) to twice its capacity (min_cap at
+ * first) with *cap updated. NULL when out of memory: then buf is still valid and *cap unchanged. */
+void *heed_grow(void *buf, size_t *cap, size_t n, size_t elem_size, size_t min_cap);
+
 /* The number of online CPUs (>= 1). */
 int heed_cpu_count(void);
 

@@ -191,29 +191,23 @@ typedef struct {
 static void push_piece(enc *E, plist *l, size_t off, size_t len, int32_t id, int at0)
 {
     if (len == 0 && id < 0) return; /* tokenizers drops empty splits */
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 16;
-        piece *p = realloc(l->p, cap * sizeof *p);
-        if (!p) {
-            E->oom = 1;
-            return;
-        }
-        l->p = p, l->cap = cap;
+    void *grown = heed_grow(l->p, &l->cap, l->n, sizeof *l->p, 16);
+    if (!grown) {
+        E->oom = 1;
+        return;
     }
+    l->p = grown;
     l->p[l->n++] = (piece){off, len, id, at0};
 }
 
 static void push_id(enc *E, int32_t id)
 {
-    if (E->n_ids == E->cap_ids) {
-        size_t cap = E->cap_ids ? 2 * E->cap_ids : 64;
-        int32_t *p = realloc(E->ids, cap * sizeof *p);
-        if (!p) {
-            E->oom = 1;
-            return;
-        }
-        E->ids = p, E->cap_ids = cap;
+    void *grown = heed_grow(E->ids, &E->cap_ids, E->n_ids, sizeof *E->ids, 64);
+    if (!grown) {
+        E->oom = 1;
+        return;
     }
+    E->ids = grown;
     E->ids[E->n_ids++] = id;
 }
 
@@ -332,15 +326,12 @@ typedef struct {
 
 static void push_seg(enc *E, seglist *l, size_t s, size_t e, int m)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 32;
-        seg *p = realloc(l->v, cap * sizeof *p);
-        if (!p) {
-            E->oom = 1;
-            return;
-        }
-        l->v = p, l->cap = cap;
+    void *grown = heed_grow(l->v, &l->cap, l->n, sizeof *l->v, 32);
+    if (!grown) {
+        E->oom = 1;
+        return;
     }
+    l->v = grown;
     l->v[l->n++] = (seg){s, e, m};
 }
 

@@ -212,15 +212,12 @@ typedef struct {
 static void cp_push(cpbuf *b, uint32_t c)
 {
     if (b->oom) return;
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? 2 * b->cap : 64;
-        uint32_t *p = realloc(b->c, cap * sizeof *p);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->c = p, b->cap = cap;
+    void *grown = heed_grow(b->c, &b->cap, b->n, sizeof *b->c, 64);
+    if (!grown) {
+        b->oom = 1;
+        return;
     }
+    b->c = grown;
     b->c[b->n++] = c;
 }
 
