@@ -152,6 +152,26 @@ c=$("$heed" embed -m "$m" --ids 5 --pool cls 2>/dev/null)
 d0=$("$heed" embed -m "$m" --ids 5 --pool cls --bidirectional 2>/dev/null)
 [ -n "$c" ] && [ "$c" = "$d0" ] && ok || bad "--bidirectional changed a one-token input"
 
+# heed bench model --quick --json: prefill and decode lines for f32 and bf16, every field a number > 0
+# (params and tokens whole), and no temporary model left behind
+bdir=$(mktemp -d)
+out=$(TMPDIR="$bdir" "$heed" bench model --quick --json 2>/dev/null)
+num='[0-9]+(\.[0-9]+)?'
+for c in prefill decode; do
+  for d in F32 BF16; do
+    line=$(grep "\"case\": \"$c\", \"dtype\": \"$d\"" <<<"$out")
+    good=1
+    [ "$(grep -c . <<<"$line")" -eq 1 ] || good=0
+    for f in params tokens; do grep -Eq "\"$f\": [1-9][0-9]*," <<<"$line" || good=0; done
+    for f in tok_per_s gflops sgemm_peak_gflops peak_ratio gbps read_bw_gbps bw_ratio; do
+      grep -Eq "\"$f\": $num[,}]" <<<"$line" && ! grep -Eq "\"$f\": 0(\.0+)?[,}]" <<<"$line" || good=0
+    done
+    [ "$good" -eq 1 ] && ok || bad "bench model --quick --json: case $c dtype $d: '$line'"
+  done
+done
+[ -z "$(ls -A "$bdir")" ] && ok || bad "bench model left files in TMPDIR: $(ls -A "$bdir")"
+rm -rf "$bdir"
+
 echo "cli_model_test: $pass passed, $fail failed"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -19,4 +19,7 @@ double bench_sgemm_peak_gflops(int n_threads, double min_time);
  * Returns a negative value if memory ran out. */
 double bench_read_bw_gbps(int n_threads, size_t bytes, int reps);
 
+/* `heed bench model ...` (tools/bench_model.c); argv[0] is "model". */
+int bench_model(int argc, char **argv);
+
 #endif /* HEED_BENCH_PEAK_H */

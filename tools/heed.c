@@ -13,7 +13,7 @@ typedef struct {
 } command;
 
 static const command commands[] = {
-    {"bench", cmd_bench, "benchmarks: `heed bench attn [--json] [--quick]` (attention kernels)"},
+    {"bench", cmd_bench, "benchmarks: `heed bench attn|model [--json] [--quick]` (attention kernels, model runtime)"},
     {"tokenize", cmd_tokenize, "`heed tokenize -m MODEL [--no-special] < text`: JSON array of ids"},
     {"detokenize", cmd_tokenize, "`heed detokenize -m MODEL --ids 1,2,3`: the text, exactly"},
     {"logits", cmd_logits, "`heed logits -m MODEL --ids IDS -o OUT.safetensors [--attn] [--hidden]`: one forward pass"},
