@@ -538,6 +538,10 @@ const heed_gen_config *heed_model_gen_config(const heed_model *m);
 int heed_model_has_lm_head(const heed_model *m);
 /* The number of positions held by the KV cache. */
 int64_t heed_model_n_cached(const heed_model *m);
+/* Overrides the RoPE base (rope_theta; a runtime option for context extension) of a model with RoPE;
+ * the rope scaling of config.json still applies on top. theta must be finite and > 0. Empties the KV
+ * cache, whose keys were rotated with the old base. */
+heed_status heed_model_set_rope_theta(heed_ctx *ctx, heed_model *m, double theta);
 
 /* Optional outputs of a forward pass, as transformers' output_attentions / output_hidden_states:
  *   attn:   NULL or [n_layers] pointers, each NULL or [n_heads, n, pos + n] f32 out: layer L's

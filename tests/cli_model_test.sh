@@ -152,6 +152,33 @@ c=$("$heed" embed -m "$m" --ids 5 --pool cls 2>/dev/null)
 d0=$("$heed" embed -m "$m" --ids 5 --pool cls --bidirectional 2>/dev/null)
 [ -n "$c" ] && [ "$c" = "$d0" ] && ok || bad "--bidirectional changed a one-token input"
 
+# --rope-base (qwen2, rope_theta 1e6 in its config): the config's value changes nothing; another value
+# changes the logits exactly as a copy of the checkpoint whose config.json says that rope_theta
+m="$data/models/qwen2"
+rids=$(read -r _ i _ < <(grep '^qwen2 ' "$data/run/gen_ids.txt"); echo "$i")
+rd="$tmp/qwen2-theta500"
+mkdir -p "$rd"
+ln -sf "$m"/*.safetensors "$rd"/
+sed 's/"rope_theta": 1000000.0/"rope_theta": 500.0/' "$m/config.json" >"$rd/config.json"
+grep -q '"rope_theta": 500.0' "$rd/config.json" && ok || bad "could not make a qwen2 copy with rope_theta 500"
+"$heed" logits -m "$m" --ids "$rids" -o "$tmp/r0.st" 2>/dev/null
+"$heed" logits -m "$m" --ids "$rids" -o "$tmp/r1.st" --rope-base 1000000 2>/dev/null
+"$heed" logits -m "$m" --ids "$rids" -o "$tmp/r2.st" --rope-base 500 2>/dev/null
+"$heed" logits -m "$rd" --ids "$rids" -o "$tmp/r3.st" 2>/dev/null
+[ -s "$tmp/r0.st" ] && cmp -s "$tmp/r0.st" "$tmp/r1.st" && ok || bad "logits --rope-base 1e6 (the config's) differ"
+[ -s "$tmp/r2.st" ] && ! cmp -s "$tmp/r0.st" "$tmp/r2.st" && ok || bad "logits --rope-base 500 changed nothing"
+[ -s "$tmp/r3.st" ] && cmp -s "$tmp/r2.st" "$tmp/r3.st" && ok || bad "logits --rope-base 500 != config rope_theta 500"
+a=$("$heed" ppl -m "$m" --ids "$rids" --rope-base 500 2>/dev/null | tail -n 1)
+b=$("$heed" ppl -m "$rd" --ids "$rids" 2>/dev/null | tail -n 1)
+c=$("$heed" ppl -m "$m" --ids "$rids" 2>/dev/null | tail -n 1)
+[ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" != "$c" ] && ok || bad "ppl --rope-base 500: '$a', config 500: '$b', 1e6: '$c'"
+a=$("$heed" run -m "$m" --ids "$rids" -n 8 --greedy --print-ids --rope-base 500 2>/dev/null | tail -n 1)
+b=$("$heed" run -m "$rd" --ids "$rids" -n 8 --greedy --print-ids 2>/dev/null | tail -n 1)
+[ -n "$a" ] && [ "$a" = "$b" ] && ok || bad "run --rope-base 500: '$a', config 500: '$b'"
+"$heed" logits -m "$m" --ids 1,2 -o "$tmp/r4.st" --rope-base 0 2>&1 | grep -q "rope-base" && ok || bad "--rope-base 0 accepted"
+"$heed" logits -m "$data/models/gpt2" --ids 1,2 -o "$tmp/r4.st" --rope-base 500 2>&1 | grep -q "no RoPE" && ok ||
+  bad "--rope-base on gpt2 (learned positions) accepted"
+
 # heed bench model --quick --json: prefill and decode lines for f32 and bf16, every field a number > 0
 # (params and tokens whole), and no temporary model left behind
 bdir=$(mktemp -d)

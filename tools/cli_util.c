@@ -1,6 +1,7 @@
 /* cli_util.c — small parsers and loaders shared by the CLI subcommands. */
 #include "cli_util.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,5 +78,19 @@ int cli_check_model_kv(const char *model, const char *kv, const char *cmd)
         fprintf(stderr, "heed %s: --kv %s: unknown KV policy (only `full` exists so far)\n", cmd, kv);
         return 0;
     }
+    return 1;
+}
+
+int cli_load_model(heed_model **m, heed_ctx *ctx, const char *dir, double rope_base, const char *cmd)
+{
+    *m = NULL;
+    heed_model *mm = NULL;
+    if (heed_model_load(ctx, &mm, dir) != HEED_OK ||
+        (!isnan(rope_base) && heed_model_set_rope_theta(ctx, mm, rope_base) != HEED_OK)) {
+        fprintf(stderr, "heed %s: %s%s\n", cmd, mm ? "--rope-base: " : "", heed_ctx_error(ctx));
+        heed_model_free(mm);
+        return 0;
+    }
+    *m = mm;
     return 1;
 }

@@ -248,6 +248,17 @@ const heed_gen_config *heed_model_gen_config(const heed_model *m) { return &m->g
 int heed_model_has_lm_head(const heed_model *m) { return m->lm_head != NULL; }
 int64_t heed_model_n_cached(const heed_model *m) { return m->n_cached; }
 
+heed_status heed_model_set_rope_theta(heed_ctx *ctx, heed_model *m, double theta)
+{
+    if (m->cfg.pos != HEED_POS_ROPE)
+        return heed_fail(ctx, HEED_ERR_INVALID, "rope theta: this %s model has no RoPE", m->cfg.model_type);
+    if (!(theta > 0) || !isfinite(theta))
+        return heed_fail(ctx, HEED_ERR_INVALID, "rope theta: %g, expected a finite number > 0", theta);
+    m->cfg.rope.theta = theta;
+    m->n_cached = 0;
+    return HEED_OK;
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Run state */
 
