@@ -542,6 +542,10 @@ int64_t heed_model_n_cached(const heed_model *m);
  * the rope scaling of config.json still applies on top. theta must be finite and > 0. Empties the KV
  * cache, whose keys were rotated with the old base. */
 heed_status heed_model_set_rope_theta(heed_ctx *ctx, heed_model *m, double theta);
+/* Entropy-aware attention scaling for context extension: the attention logits of the query at position
+ * p are multiplied by max(1, log(p + 1) / log(n0)) (before any softcap), done by scaling q. n0 > 1 and
+ * finite turns it on, 0 turns it off. The KV cache is unaffected (keys are not scaled). */
+heed_status heed_model_set_attn_log_scale(heed_ctx *ctx, heed_model *m, double n0);
 
 /* Optional outputs of a forward pass, as transformers' output_attentions / output_hidden_states:
  *   attn:   NULL or [n_layers] pointers, each NULL or [n_heads, n, pos + n] f32 out: layer L's

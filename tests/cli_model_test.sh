@@ -178,6 +178,17 @@ b=$("$heed" run -m "$rd" --ids "$rids" -n 8 --greedy --print-ids 2>/dev/null | t
 "$heed" logits -m "$m" --ids 1,2 -o "$tmp/r4.st" --rope-base 0 2>&1 | grep -q "rope-base" && ok || bad "--rope-base 0 accepted"
 "$heed" logits -m "$data/models/gpt2" --ids 1,2 -o "$tmp/r4.st" --rope-base 500 2>&1 | grep -q "no RoPE" && ok ||
   bad "--rope-base on gpt2 (learned positions) accepted"
+# --attn-log-scale (its exact effect is checked in tests/test_model_opts.c): N0 past every position
+# changes nothing, N0 = 2 changes the perplexity, N0 = 1 is refused
+a=$("$heed" ppl -m "$m" --ids "$rids" --attn-log-scale 1000000 2>/dev/null | tail -n 1)
+b=$("$heed" ppl -m "$m" --ids "$rids" --attn-log-scale 2 2>/dev/null | tail -n 1)
+[ -n "$a" ] && [ "$a" = "$c" ] && [ -n "$b" ] && [ "$b" != "$c" ] && ok ||
+  bad "ppl --attn-log-scale 1e6: '$a', 2: '$b', off: '$c'"
+a=$("$heed" run -m "$m" --ids "$rids" -n 4 --greedy --print-ids --attn-log-scale 1000000 2>/dev/null | tail -n 1)
+b=$("$heed" run -m "$m" --ids "$rids" -n 4 --greedy --print-ids 2>/dev/null | tail -n 1)
+[ -n "$a" ] && [ "$a" = "$b" ] && ok || bad "run --attn-log-scale 1e6: '$a', off: '$b'"
+"$heed" logits -m "$m" --ids 1,2 -o "$tmp/r4.st" --attn-log-scale 1 2>&1 | grep -q "attn-log-scale" && ok ||
+  bad "--attn-log-scale 1 accepted"
 
 # heed bench model --quick --json: prefill and decode lines for f32 and bf16, every field a number > 0
 # (params and tokens whole), and no temporary model left behind

@@ -81,13 +81,17 @@ int cli_check_model_kv(const char *model, const char *kv, const char *cmd)
     return 1;
 }
 
-int cli_load_model(heed_model **m, heed_ctx *ctx, const char *dir, double rope_base, const char *cmd)
+int cli_load_model(heed_model **m, heed_ctx *ctx, const char *dir, double rope_base, double log_n0,
+                   const char *cmd)
 {
     *m = NULL;
     heed_model *mm = NULL;
+    const char *opt = NULL;
     if (heed_model_load(ctx, &mm, dir) != HEED_OK ||
-        (!isnan(rope_base) && heed_model_set_rope_theta(ctx, mm, rope_base) != HEED_OK)) {
-        fprintf(stderr, "heed %s: %s%s\n", cmd, mm ? "--rope-base: " : "", heed_ctx_error(ctx));
+        (!isnan(rope_base) && heed_model_set_rope_theta(ctx, mm, rope_base) != HEED_OK && (opt = "--rope-base")) ||
+        (!isnan(log_n0) && heed_model_set_attn_log_scale(ctx, mm, log_n0) != HEED_OK &&
+         (opt = "--attn-log-scale"))) {
+        fprintf(stderr, "heed %s: %s%s%s\n", cmd, opt ? opt : "", opt ? ": " : "", heed_ctx_error(ctx));
         heed_model_free(mm);
         return 0;
     }

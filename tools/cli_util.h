@@ -29,8 +29,10 @@ int cli_input_ids(int32_t **ids, int64_t *n, heed_ctx *ctx, const heed_tokenizer
  * both are fine, 0 after printing why. */
 int cli_check_model_kv(const char *model, const char *kv, const char *cmd);
 
-/* Loads the model directory dir into *m and, when rope_base is not NAN (--rope-base), sets its RoPE
- * base. Returns 1 on success, 0 after printing "heed CMD: ..." (*m is then NULL). */
-int cli_load_model(heed_model **m, heed_ctx *ctx, const char *dir, double rope_base, const char *cmd);
+/* Loads the model directory dir into *m and applies the runtime options that are not NAN: rope_base
+ * (--rope-base) and log_n0 (--attn-log-scale). Returns 1 on success, 0 after printing "heed CMD: ..."
+ * (*m is then NULL). */
+int cli_load_model(heed_model **m, heed_ctx *ctx, const char *dir, double rope_base, double log_n0,
+                   const char *cmd);
 
 #endif

@@ -14,13 +14,14 @@
 static int usage(FILE *f, int rc)
 {
     fprintf(f, "usage: heed logits -m MODEL --ids IDS -o OUT.safetensors [--attn] [--hidden] [--types IDS] [--rope-base THETA]\n"
-               "                   [--threads N]\n"
+               "                   [--attn-log-scale N0] [--threads N]\n"
                "  One forward pass over IDS (comma-separated) from position 0. Writes `logits` f32 [T, V];\n"
                "  --attn adds `attn.L` f32 [H, T, T] per layer (post-softmax probabilities, masked keys 0);\n"
                "  --hidden adds `hidden.L` f32 [T, d] for L = 0..n_layers as Hugging Face's hidden_states\n"
                "  (0: embedding output; n_layers: after the final norm). --types: token type ids (bert).\n"
                "  An encoder without an LM head (bert) writes no `logits`, only what --attn/--hidden ask for.\n"
-               "  --rope-base THETA: the RoPE base instead of config.json's rope_theta (context extension).\n");
+               "  --rope-base THETA: the RoPE base instead of config.json's rope_theta (context extension).\n"
+               "  --attn-log-scale N0: attention logits of position p times max(1, log(p+1)/log(N0)).\n");
     return rc;
 }
 
@@ -28,7 +29,7 @@ int cmd_logits(int argc, char **argv)
 {
     const char *model = NULL, *ids_arg = NULL, *types_arg = NULL, *out = NULL;
     int want_attn = 0, want_hidden = 0, threads = 0;
-    double rope_base = NAN;
+    double rope_base = NAN, log_n0 = NAN;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout, 0);
         if ((!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) && i + 1 < argc) model = argv[++i];
@@ -36,9 +37,10 @@ int cmd_logits(int argc, char **argv)
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) types_arg = argv[++i];
         else if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--rope-base") && i + 1 < argc) {
-            if (!cli_parse_num(&rope_base, argv[++i])) {
-                fprintf(stderr, "heed logits: --rope-base: expected a number\n");
+        else if ((!strcmp(argv[i], "--rope-base") || !strcmp(argv[i], "--attn-log-scale")) && i + 1 < argc) {
+            const char *a = argv[i];
+            if (!cli_parse_num(a[2] == 'r' ? &rope_base : &log_n0, argv[++i])) {
+                fprintf(stderr, "heed logits: %s: expected a number\n", a);
                 return usage(stderr, 2);
             }
         } else if (!strcmp(argv[i], "--attn")) want_attn = 1;
@@ -70,7 +72,7 @@ int cmd_logits(int argc, char **argv)
         fprintf(stderr, "heed logits: cannot create a context\n");
         goto done;
     }
-    if (!cli_load_model(&m, ctx, model, rope_base, "logits")) goto done;
+    if (!cli_load_model(&m, ctx, model, rope_base, log_n0, "logits")) goto done;
     const heed_config *c = heed_model_config(m);
     int64_t NL = c->n_layers, H = c->n_heads, d = c->hidden, V = c->vocab, n_out = 0;
     int lm = heed_model_has_lm_head(m);

@@ -17,7 +17,7 @@ static int usage(FILE *f, int rc)
 {
     fprintf(f, "usage: heed run -m MODEL (-p TEXT | --ids IDS) [-n N] [--greedy] [--temp T] [--top-k K] [--top-p P]\n"
                "                [--min-p M] [--repeat-penalty R] [--seed S] [--kv full] [--print-ids] [--threads N]\n"
-               "                [--rope-base THETA]\n"
+               "                [--rope-base THETA] [--attn-log-scale N0]\n"
                "  Generates up to N (default 128) tokens after the prompt, stopping at EOS. -p needs\n"
                "  MODEL/tokenizer.json (special tokens added as Hugging Face `encode` does); --ids does not\n"
                "  (without a tokenizer no text is printed). Defaults come from generation_config.json:\n"
@@ -25,7 +25,8 @@ static int usage(FILE *f, int rc)
                "  (--temp 0 and --greedy turn it off); --repeat-penalty applies to both. Without --seed the\n"
                "  seed is random and printed on stderr. --print-ids: the generated ids (prompt excluded, EOS\n"
                "  included when reached) as one JSON array on the last stdout line.\n"
-               "  --rope-base THETA: the RoPE base instead of config.json's rope_theta (context extension).\n");
+               "  --rope-base THETA: the RoPE base instead of config.json's rope_theta (context extension).\n"
+               "  --attn-log-scale N0: attention logits of position p times max(1, log(p+1)/log(N0)).\n");
     return rc;
 }
 
@@ -92,7 +93,7 @@ int cmd_run(int argc, char **argv)
     const char *model = NULL, *text = NULL, *ids_arg = NULL, *kv = NULL;
     /* NAN: not given */
     double n_new = 128, temp = NAN, top_k = NAN, top_p = NAN, min_p = NAN, penalty = 1, seed = NAN, threads = 0,
-           rope_base = NAN;
+           rope_base = NAN, log_n0 = NAN;
     int greedy = 0, print_ids = 0, sampling = 0;
     const struct {
         const char *name;
@@ -100,7 +101,8 @@ int cmd_run(int argc, char **argv)
         int samples; /* giving it turns sampling on */
     } nums[] = {{"-n", &n_new, 0},        {"--threads", &threads, 0}, {"--repeat-penalty", &penalty, 0},
                 {"--temp", &temp, 1},     {"--top-k", &top_k, 1},     {"--top-p", &top_p, 1},
-                {"--min-p", &min_p, 1},   {"--seed", &seed, 1},       {"--rope-base", &rope_base, 0}};
+                {"--min-p", &min_p, 1},   {"--seed", &seed, 1},       {"--rope-base", &rope_base, 0},
+                {"--attn-log-scale", &log_n0, 0}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(stdout, 0);
@@ -150,7 +152,7 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "heed run: cannot create a context\n");
         goto done;
     }
-    if (!cli_load_model(&m, ctx, model, rope_base, "run")) goto done;
+    if (!cli_load_model(&m, ctx, model, rope_base, log_n0, "run")) goto done;
     const heed_config *c = heed_model_config(m);
     const heed_gen_config *gen = heed_model_gen_config(m);
     if (!heed_model_has_lm_head(m)) {

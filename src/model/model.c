@@ -80,6 +80,7 @@ struct heed_model {
     /* KV cache: layer L key of head h at position p is kc[L][(h * cap_ctx + p) * head_dim] */
     float **kc, **vc;              /* [n_layers] */
     int64_t cap_ctx, n_cached;
+    double attn_log_n0;            /* > 1: heed_model_set_attn_log_scale; 0: off */
 };
 
 static int64_t qkv_dim(const heed_config *c) { return (c->n_heads + 2 * c->n_kv_heads) * c->head_dim; }
@@ -256,6 +257,14 @@ heed_status heed_model_set_rope_theta(heed_ctx *ctx, heed_model *m, double theta
         return heed_fail(ctx, HEED_ERR_INVALID, "rope theta: %g, expected a finite number > 0", theta);
     m->cfg.rope.theta = theta;
     m->n_cached = 0;
+    return HEED_OK;
+}
+
+heed_status heed_model_set_attn_log_scale(heed_ctx *ctx, heed_model *m, double n0)
+{
+    if (n0 != 0.0 && !(n0 > 1.0 && isfinite(n0)))
+        return heed_fail(ctx, HEED_ERR_INVALID, "attn log scale: n0 = %g, expected 0 (off) or a finite number > 1", n0);
+    m->attn_log_n0 = n0;
     return HEED_OK;
 }
 
@@ -502,6 +511,11 @@ static heed_status attention(heed_ctx *ctx, heed_model *m, int64_t L, int64_t n,
         rope(q, m->inv_freq, factor, n, Hq, D, ld, pos);
         rope(k, m->inv_freq, factor, n, Hk, D, ld, pos);
     }
+    if (m->attn_log_n0 > 0.0) /* scaling q scales every logit of its row, before the softcap */
+        for (int64_t t = 0; t < n; t++) {
+            const double sc = log((double)(pos + t + 1)) / log(m->attn_log_n0);
+            for (int64_t i = 0; sc > 1.0 && i < Hq * D; i++) q[t * ld + i] *= (float)sc;
+        }
     for (int64_t h = 0; h < Hk; h++)
         for (int64_t t = 0; t < n; t++) {
             memcpy(m->kc[L] + (h * m->cap_ctx + pos + t) * D, k + t * ld + h * D, sizeof(float) * (size_t)D);
