@@ -2,6 +2,7 @@
  * decode, sliding window, 2D neighborhood, S2) and reports each against this machine's sgemm peak and
  * read bandwidth measured in the same process, and each sparse mask against dense at the same shape. */
 #include "bench_peak.h"
+#include "cli_util.h"
 #include "commands.h"
 #include "heed.h"
 
@@ -405,14 +406,10 @@ static int bench_attn(int argc, char **argv)
                 return 2;
             }
         } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            char *end;
-            const long n = strtol(argv[++i], &end, 10);
-            if (*end || end == argv[i] || n < 1 || n > 4096) {
-                fprintf(stderr, "heed bench attn: --threads '%s': expected an integer from 1 to 4096\n",
-                        argv[i]);
+            if (!cli_parse_threads(&o.n_threads, argv[++i])) {
+                fprintf(stderr, "heed bench attn: --threads '%s': expected an integer from 1 to 4096\n", argv[i]);
                 return 2;
             }
-            o.n_threads = (int)n;
         } else {
             fprintf(stderr, "heed bench attn: unknown or incomplete option '%s'\n", argv[i]);
             usage(stderr);

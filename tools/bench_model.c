@@ -2,6 +2,7 @@
  * Llama-architecture checkpoint written to a temporary directory (f32 and bf16 weights) or on a model
  * given with -m, against this machine's sgemm peak (prefill) and read bandwidth (decode). */
 #include "bench_peak.h"
+#include "cli_util.h"
 #include "commands.h"
 #include "heed.h"
 
@@ -288,13 +289,10 @@ int bench_model(int argc, char **argv)
         } else if (!strcmp(argv[i], "-m") && i + 1 < argc) {
             o.model = argv[++i];
         } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            char *end;
-            const long n = strtol(argv[++i], &end, 10);
-            if (*end || end == argv[i] || n < 1 || n > 4096) {
+            if (!cli_parse_threads(&o.n_threads, argv[++i])) {
                 fprintf(stderr, "heed bench model: --threads '%s': expected an integer from 1 to 4096\n", argv[i]);
                 return 2;
             }
-            o.n_threads = (int)n;
         } else {
             fprintf(stderr, "heed bench model: unknown or incomplete option '%s'\n", argv[i]);
             usage(stderr);

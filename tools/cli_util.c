@@ -98,3 +98,12 @@ int cli_load_model(heed_model **m, heed_ctx *ctx, const char *dir, double rope_b
     *m = mm;
     return 1;
 }
+
+int cli_parse_threads(int *n, const char *s)
+{
+    char *end;
+    const long v = strtol(s, &end, 10);
+    if (end == s || *end || v < 1 || v > 4096) return 0;
+    *n = (int)v;
+    return 1;
+}

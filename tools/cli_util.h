@@ -13,6 +13,8 @@ int cli_parse_ids(int32_t **ids, int64_t *n, const char *s);
 
 /* Parses a whole decimal number (strtod syntax) into *v. Returns 1 when well formed, 0 otherwise. */
 int cli_parse_num(double *v, const char *s);
+/* Parses a thread count: a whole number from 1 to 4096. Returns 1 when valid (*n set), else 0. */
+int cli_parse_threads(int *n, const char *s);
 
 /* Loads MODEL/tokenizer.json into *tok when the file exists (else *tok = NULL). Returns 1 on success,
  * 0 after printing "heed CMD: ..." when it exists but does not load, or when required and absent. */
