@@ -10,9 +10,7 @@ heed="$1"
 data="$(cd "$(dirname "$0")" && pwd)/data"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/check.sh"
 json_ids() { tr -d '[] ' <<<"$1"; } # "[1, 2, 3]" -> "1,2,3"
 
 # a model directory with a tokenizer: links to a checkpoint's files plus tests/data/tok/TOK/tokenizer*.json
@@ -210,6 +208,4 @@ done
 [ -z "$(ls -A "$bdir")" ] && ok || bad "bench model left files in TMPDIR: $(ls -A "$bdir")"
 rm -rf "$bdir"
 
-echo "cli_model_test: $pass passed, $fail failed"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish cli_model_test

@@ -3,9 +3,7 @@
 # status, and the JSON fields `heed bench attn --json` must print. Usage: cli_test.sh path/to/heed
 set -u
 heed="$1"
-pass=0 fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/check.sh"
 
 out=$("$heed" --version) && [[ "$out" =~ ^heed\ [0-9]+\.[0-9]+\.[0-9]+$ ]] && ok || bad "--version printed '$out'"
 "$heed" --help | grep -q "bench" && ok || bad "--help does not list bench"
@@ -34,6 +32,4 @@ out=$("$heed" detokenize -m "$tok" --ids 1,493,311,481,641,329,449,318,310; echo
 printf '\xff' | "$heed" tokenize -m "$tok" >/dev/null 2>&1 && bad "tokenize of invalid UTF-8 exited 0" || ok
 "$heed" tokenize -m /nonexistent </dev/null >/dev/null 2>&1 && bad "tokenize of a missing model exited 0" || ok
 
-echo "cli_test: $pass passed, $fail failed"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish cli_test

