@@ -84,6 +84,11 @@ heed_isa heed_ctx_isa(const heed_ctx *ctx);
 /* The message of the last failed call on this context ("" if none). Valid until the next call. */
 const char *heed_ctx_error(const heed_ctx *ctx);
 
+/* Writes data [len] to path atomically: a temporary file next to path is renamed over it only when
+ * complete, so on error (HEED_ERR_IO naming the file) nothing is half-written and an existing file is
+ * untouched. */
+heed_status heed_write_file(heed_ctx *ctx, const char *path, const void *data, size_t len);
+
 /* Aligned allocation (64 bytes): heed_free(NULL) is a no-op. Returns NULL when out of memory. */
 void *heed_alloc(size_t bytes);
 void heed_free(void *p);

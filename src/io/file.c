@@ -84,3 +84,56 @@ int heed_is_dir(const char *path)
     struct stat sb;
     return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
+
+static int write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+heed_status heed_write_atomic(heed_ctx *ctx, const char *path, const void *const *bufs, const size_t *lens,
+                              int64_t n_bufs)
+{
+    char *tmp = malloc(strlen(path) + 16);
+    if (!tmp) return heed_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", path);
+    sprintf(tmp, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        heed_status s = heed_fail(ctx, HEED_ERR_IO, "%s: cannot create a temporary file next to it: %s", path,
+                                  strerror(errno));
+        free(tmp);
+        return s;
+    }
+    int bad = 0;
+    for (int64_t i = 0; i < n_bufs && !bad; i++) bad = lens[i] > 0 && write_all(fd, bufs[i], lens[i]);
+    bad = bad || fchmod(fd, 0644) != 0 || fsync(fd) != 0;
+    int e = errno;
+    if (close(fd) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    if (!bad && rename(tmp, path) != 0) {
+        bad = 1;
+        e = errno;
+    }
+    heed_status s = HEED_OK;
+    if (bad) {
+        unlink(tmp);
+        s = heed_fail(ctx, HEED_ERR_IO, "%s: write failed: %s", path, strerror(e));
+    }
+    free(tmp);
+    return s;
+}
+
+heed_status heed_write_file(heed_ctx *ctx, const char *path, const void *data, size_t len)
+{
+    if (!path || (!data && len)) return heed_fail(ctx, HEED_ERR_INVALID, "heed_write_file: NULL path or data");
+    return heed_write_atomic(ctx, path, &data, &len, 1);
+}

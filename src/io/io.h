@@ -12,6 +12,12 @@ heed_status heed_read_file(heed_ctx *ctx, char **out, size_t *len, const char *p
 /* Opens path read-only and checks it is a regular file; *fd (caller closes) and *size on success. */
 heed_status heed_open_regular(heed_ctx *ctx, int *fd, size_t *size, const char *path);
 
+/* Writes the concatenation of bufs[i] [lens[i]] for i < n_bufs to path atomically: a temporary file
+ * next to path, fsynced, renamed over path only when complete; on error nothing is left behind and an
+ * existing file at path is untouched. (heed_write_file in heed.h is the one-buffer form.) */
+heed_status heed_write_atomic(heed_ctx *ctx, const char *path, const void *const *bufs, const size_t *lens,
+                              int64_t n_bufs);
+
 /* dir + "/" + name in a new heap string (free with free()), or NULL when out of memory. */
 char *heed_path_join(const char *dir, const char *name);
 

@@ -547,19 +547,6 @@ static int cmp_order_name(const void *a, const void *b)
     return strcmp(((const st_order *)a)->e->name, ((const st_order *)b)->e->name);
 }
 
-static int write_all(int fd, const void *buf, size_t n)
-{
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static cJSON *json_int_array(const int64_t *v, int n)
 {
     cJSON *a = cJSON_CreateArray();
@@ -656,36 +643,21 @@ heed_status heed_st_write(heed_ctx *ctx, const char *path, const heed_st_entry *
     char *hdr = NULL;
     size_t hlen = 0;
     if (s == HEED_OK) s = st_header(ctx, &hdr, &hlen, ord, n, path);
-    char *tmp = s == HEED_OK ? malloc(strlen(path) + 16) : NULL;
-    if (s == HEED_OK && !tmp) s = heed_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", path);
-    int fd = -1;
-    if (s == HEED_OK) {
-        sprintf(tmp, "%s.tmp.XXXXXX", path);
-        fd = mkstemp(tmp);
-        if (fd < 0) s = heed_fail(ctx, HEED_ERR_IO, "%s: cannot create a temporary file next to it: %s", path,
-                                  strerror(errno));
-    }
     if (s == HEED_OK) {
         uint8_t len8[8];
         for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
-        int bad = write_all(fd, len8, 8) || write_all(fd, hdr, hlen);
-        for (int64_t i = 0; i < n && !bad; i++) bad = write_all(fd, ord[i].e->data, (size_t)ord[i].n_bytes);
-        bad = bad || fchmod(fd, 0644) != 0 || fsync(fd) != 0;
-        int e = errno;
-        if (close(fd) != 0 && !bad) {
-            bad = 1;
-            e = errno;
+        const void **bufs = malloc((size_t)(n + 2) * sizeof *bufs);
+        size_t *lens = malloc((size_t)(n + 2) * sizeof *lens);
+        if (!bufs || !lens) s = heed_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", path);
+        if (s == HEED_OK) {
+            bufs[0] = len8, lens[0] = 8;
+            bufs[1] = hdr, lens[1] = hlen;
+            for (int64_t i = 0; i < n; i++) bufs[i + 2] = ord[i].e->data, lens[i + 2] = (size_t)ord[i].n_bytes;
+            s = heed_write_atomic(ctx, path, bufs, lens, n + 2);
         }
-        if (!bad && rename(tmp, path) != 0) {
-            bad = 1;
-            e = errno;
-        }
-        if (bad) {
-            unlink(tmp);
-            s = heed_fail(ctx, HEED_ERR_IO, "%s: write failed: %s", path, strerror(e));
-        }
+        free(bufs);
+        free(lens);
     }
-    free(tmp);
     free(hdr);
     free(ord);
     return s;
