@@ -415,6 +415,18 @@ typedef struct heed_rope {
     int truncate;                  /* yarn: round the correction range (default 1) */
 } heed_rope;
 
+/* A training variant written by heed's trainer: heed_* keys of a llama/mistral config.json (see
+ * docs/training.md). All zero for a standard checkpoint; the runtime refuses other variants. */
+typedef struct heed_variant {
+    int mixer;                 /* "heed_mixer": 0 "attention", 1 "linear", 2 "gconv" (heed_mixer) */
+    int sigmoid;               /* "heed_attn_norm": "softmax" (0) or "sigmoid" (1) */
+    int sink_logit, selective; /* "heed_sink_logit", "heed_selective": booleans */
+    int32_t s2_block, s2_local_blocks, s2_vert_stride; /* "heed_s2_block", ... (block 0: no S2) */
+    int64_t moh_shared, moh_top_k; /* "heed_moh_shared", "heed_moh_top_k" (top_k 0: no MoH) */
+    double moh_balance;        /* "heed_moh_balance" */
+    int64_t conv_kernel;       /* "heed_conv_kernel" (gconv) */
+} heed_variant;
+
 typedef struct heed_config {
     heed_arch arch;
     char model_type[32];
@@ -443,6 +455,7 @@ typedef struct heed_config {
     double attn_softcap, final_softcap; /* 0: off (gemma2) */
     int64_t sliding_window;  /* keys a windowed layer sees, its own position included; 0: none */
     uint8_t layer_window[HEED_CONFIG_MAX_LAYERS]; /* 1 where layer L uses the sliding window */
+    heed_variant variant;    /* llama and mistral only */
 } heed_config;
 
 /* Parses config.json text json [len]. name is used in messages. Unknown model_type:
@@ -600,6 +613,105 @@ uint64_t heed_rng_next(uint64_t *state);
  * and generated; NULL when n_prev is 0). rng: the generator state, advanced by one draw unless greedy. */
 heed_status heed_sample(heed_ctx *ctx, int32_t *out, float *logits, int64_t vocab, const int32_t *prev,
                         int64_t n_prev, const heed_sample_params *p, uint64_t *rng);
+/* ================================================================================================ */
+
+/* ================================================================================================
+ * Trainer: a Llama-architecture decoder trained with hand-written forward and backward passes
+ * (embedding, RMSNorm, RoPE, a token mixer, SwiGLU MLP, tied or untied head), cross-entropy, AdamW.
+ * Parameters, gradients and optimizer moments are f32. The token mixer of every layer is chosen per
+ * run; attention variants run through heed_attn_forward / heed_attn_backward. Checkpoints use the
+ * Hugging Face layout the runtime reads (docs/training.md). One trainer is used by one thread at a
+ * time; results are identical for any thread count. */
+typedef enum heed_mixer {
+    HEED_MIXER_ATTENTION = 0, /* softmax or sigmoid attention with the options of heed_train_config */
+    HEED_MIXER_LINEAR = 1,    /* causal linear attention, phi = elu + 1 (no RoPE; n_kv_heads == n_heads) */
+    HEED_MIXER_GCONV = 2      /* gated causal convolution (Zoology's non-attention baseline) */
+} heed_mixer;
+
+typedef struct heed_train_config {
+    int64_t vocab, hidden, n_layers, n_heads, n_kv_heads, head_dim, intermediate;
+    int64_t max_seq;           /* the longest sequence trained or evaluated (RoPE tables) */
+    double rope_theta, norm_eps;
+    int tie_embeddings;
+    int64_t bos_id, eos_id;    /* written to config.json; -1: none */
+    heed_mixer mixer;
+    /* HEED_MIXER_ATTENTION */
+    heed_norm norm;            /* softmax, or sigmoid with bias -log(n) */
+    int sink_logit;            /* a learned sink logit per head (softmax only) */
+    int selective;             /* selective attention: logits * (1 + exp(-exp(beta_h)) log(i+1)), beta learned */
+    int64_t window;            /* > 0: sliding window of `window` keys (own position included) */
+    int32_t s2_block, s2_local_blocks, s2_vert_stride; /* s2_block > 0: S2 strided shards (head offset 0) */
+    int64_t moh_shared, moh_top_k; /* moh_top_k > 0: Mixture-of-Head routing, heads [0, moh_shared) shared */
+    float moh_balance;         /* weight of the MoH load-balance loss */
+    /* HEED_MIXER_GCONV */
+    int64_t conv_kernel;       /* filter length K (<= max_seq) */
+} heed_train_config;
+
+/* A small Llama (vocab 4096, hidden 256, 4 layers, 8 heads, 4 KV heads, MLP 768, 256 positions, softmax). */
+void heed_train_config_init(heed_train_config *c);
+
+/* AdamW with decoupled weight decay on matrices (parameters of 2 or more dimensions) only, as
+ * torch.optim.AdamW with two parameter groups; global-norm gradient clipping as clip_grad_norm_. */
+typedef struct heed_optim {
+    float beta1, beta2, eps, weight_decay;
+    float clip;                /* max global gradient norm; <= 0: no clipping */
+} heed_optim;
+/* beta1 0.9, beta2 0.95, eps 1e-8, weight decay 0.1, clip 1.0 */
+void heed_optim_init(heed_optim *o);
+/* Linear warmup for `warmup` steps, then cosine from lr_max to lr_min at step `total`:
+ * step < warmup: lr_max (step + 1) / warmup; else lr_min + (lr_max - lr_min)(1 + cos(pi (step - warmup) /
+ * (total - warmup))) / 2 (lr_min once step >= total). */
+float heed_lr_schedule(int64_t step, int64_t warmup, int64_t total, float lr_max, float lr_min);
+
+typedef struct heed_trainer heed_trainer;
+
+/* A new model with parameters drawn from seed (normal, std 0.02; output projections of each block
+ * scaled by 1/sqrt(2 n_layers); norms 1), gradients and moments zero. HEED_ERR_INVALID naming the field
+ * of a bad configuration. */
+heed_status heed_trainer_create(heed_ctx *ctx, heed_trainer **out, const heed_train_config *cfg, uint64_t seed);
+/* A trainer from a checkpoint directory written by heed_trainer_save (config.json, model.safetensors)
+ * or any llama checkpoint of f32/f16/bf16 weights; the optimizer state (train_state.safetensors) is
+ * restored when present, so training resumes exactly. */
+heed_status heed_trainer_load(heed_ctx *ctx, heed_trainer **out, const char *dir);
+/* NULL is a no-op. */
+void heed_trainer_free(heed_trainer *tr);
+const heed_train_config *heed_trainer_config(const heed_trainer *tr);
+/* Optimizer steps taken so far. */
+int64_t heed_trainer_step_count(const heed_trainer *tr);
+
+/* Parameters in a fixed order, named as Hugging Face names them (model.layers.0.self_attn.q_proj.weight).
+ * i in [0, heed_trainer_n_params). data and grad are [n_elems] f32 owned by the trainer (grad is
+ * writable through this view for tests; it is what heed_trainer_step reads). */
+typedef struct heed_param {
+    const char *name;
+    int n_dims;
+    int64_t shape[2];
+    int64_t n_elems;
+    float *data, *grad;
+} heed_param;
+int64_t heed_trainer_n_params(const heed_trainer *tr);
+heed_param heed_trainer_param(const heed_trainer *tr, int64_t i);
+
+/* One micro-batch: forward and backward of inputs [B, T] against targets [B, T] (a target < 0 is not
+ * counted), T <= max_seq. *loss: the mean cross-entropy over counted targets (plus the MoH balance loss
+ * when on). Gradients of this mean times grad_scale are ADDED to the parameters' gradients, so k
+ * micro-batches with grad_scale 1/k accumulate the gradient of their average. logits: NULL or
+ * [B, T, vocab] out. With grad_scale == 0 only the forward runs (evaluation). *n_counted: NULL or out. */
+heed_status heed_trainer_forward_backward(heed_ctx *ctx, heed_trainer *tr, float *loss, int64_t *n_counted,
+                                          float *logits, const int32_t *inputs, const int32_t *targets,
+                                          int64_t B, int64_t T, float grad_scale);
+/* Clips the accumulated gradient to o->clip (global norm), applies one AdamW step with learning rate lr,
+ * then zeroes the gradients. *grad_norm: NULL or out, the norm before clipping. */
+heed_status heed_trainer_step(heed_ctx *ctx, heed_trainer *tr, const heed_optim *o, float lr, float *grad_norm);
+/* Model FLOPs of one training token at sequence length T (forward + backward = 3x the forward's
+ * matrix products, attention counted over the causal pairs it computes). */
+double heed_trainer_flops_per_token(const heed_trainer *tr, int64_t T);
+
+/* Writes dir (created if missing): config.json (model_type llama for plain softmax attention, mistral
+ * with a sliding window; other variants add heed_* fields that the runtime refuses), model.safetensors
+ * (f32, or bf16 when bf16 is set), train_state.safetensors (moments and step; skipped when bf16), and
+ * generation_config.json. Each file is written atomically. */
+heed_status heed_trainer_save(heed_ctx *ctx, const heed_trainer *tr, const char *dir, int bf16);
 /* ================================================================================================ */
 
 #ifdef __cplusplus

@@ -318,6 +318,43 @@ static heed_status parse_window(const cfg_reader *r, const arch_desc *a, heed_co
 }
 
 /* Bias flags: fixed by the family, or read from its key. */
+/* One of names[0 .. n) as a string key (absent: *out unchanged). */
+static heed_status cfg_enum(const cfg_reader *r, int *out, const char *key, const char *const *names, int n)
+{
+    char buf[64];
+    const char *v, *shown;
+    heed_status s = cfg_str(r, &v, &shown, key, buf, sizeof buf);
+    if (s != HEED_OK || !v) return s;
+    for (int i = 0; i < n; i++)
+        if (strcmp(v, names[i]) == 0) {
+            *out = i;
+            return HEED_OK;
+        }
+    return heed_fail(r->ctx, HEED_ERR_FORMAT, "%s: \"%s\" = \"%.64s\" is not a known value", r->name, shown, v);
+}
+
+/* The heed_* keys of a checkpoint written by heed's trainer. */
+static heed_status parse_variant(const cfg_reader *r, heed_variant *v)
+{
+    static const char *const mixers[] = {"attention", "linear", "gconv"}, *const norms[] = {"softmax", "sigmoid"};
+    int64_t s2[3] = {0, 0, 0};
+    heed_status s = cfg_enum(r, &v->mixer, "heed_mixer", mixers, 3);
+    if (s == HEED_OK) s = cfg_enum(r, &v->sigmoid, "heed_attn_norm", norms, 2);
+    if (s == HEED_OK) s = cfg_bool(r, &v->sink_logit, "heed_sink_logit");
+    if (s == HEED_OK) s = cfg_bool(r, &v->selective, "heed_selective");
+    if (s == HEED_OK) s = cfg_int(r, &s2[0], NULL, "heed_s2_block", 0, 0, 1 << 20);
+    if (s == HEED_OK) s = cfg_int(r, &s2[1], NULL, "heed_s2_local_blocks", 0, 0, 1 << 20);
+    if (s == HEED_OK) s = cfg_int(r, &s2[2], NULL, "heed_s2_vert_stride", 0, 0, 1 << 20);
+    if (s == HEED_OK) s = cfg_int(r, &v->moh_shared, NULL, "heed_moh_shared", 0, 0, 1 << 16);
+    if (s == HEED_OK) s = cfg_int(r, &v->moh_top_k, NULL, "heed_moh_top_k", 0, 0, 1 << 16);
+    if (s == HEED_OK) s = cfg_num(r, &v->moh_balance, NULL, "heed_moh_balance", 0, 0, 0, 1e6);
+    if (s == HEED_OK) s = cfg_int(r, &v->conv_kernel, NULL, "heed_conv_kernel", 0, 0, 1 << 24);
+    v->s2_block = (int32_t)s2[0];
+    v->s2_local_blocks = (int32_t)s2[1];
+    v->s2_vert_stride = (int32_t)s2[2];
+    return s;
+}
+
 static heed_status parse_bias(const cfg_reader *r, int *out, int fixed, const char *key)
 {
     *out = fixed > 0;
@@ -376,6 +413,7 @@ static heed_status parse_config(const cfg_reader *r, const arch_desc *a, heed_co
                           (long long)c->head_dim);
     }
     if (s == HEED_OK) s = parse_window(r, a, c);
+    if (s == HEED_OK && (a->arch == HEED_ARCH_LLAMA || a->arch == HEED_ARCH_MISTRAL)) s = parse_variant(r, &c->variant);
     if (s != HEED_OK) return s;
 
     c->attn_scale = 1.0 / sqrt((double)c->head_dim);

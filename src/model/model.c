@@ -198,6 +198,10 @@ heed_status heed_model_load(heed_ctx *ctx, heed_model **out, const char *dir)
         if (NAMES[i].arch == c->arch) m->names = &NAMES[i];
     if (s == HEED_OK && !m->names)
         s = heed_fail(ctx, HEED_ERR_UNSUPPORTED, "heed_model_load: model_type '%s' has no tensor-name table", c->model_type);
+    const heed_variant *v = &c->variant;
+    if (s == HEED_OK && (v->mixer || v->sigmoid || v->sink_logit || v->selective || v->s2_block || v->moh_top_k))
+        s = heed_fail(ctx, HEED_ERR_UNSUPPORTED, "heed_model_load: %s/config.json is a heed training variant (heed_* "
+                      "keys: mixer, sigmoid, sinks, selective, S2 or MoH) that the runtime does not run", dir);
     if (s == HEED_OK && c->pos == HEED_POS_ROPE && c->head_dim % 2)
         s = heed_fail(ctx, HEED_ERR_FORMAT, "heed_model_load: head_dim %lld must be even for RoPE", (long long)c->head_dim);
     if (s == HEED_OK) s = heed_st_open(ctx, &m->st, dir);
