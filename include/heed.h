@@ -591,6 +591,49 @@ heed_status heed_model_forward(heed_ctx *ctx, heed_model *m, float *logits, cons
                                const int32_t *ids, const int32_t *token_types, int64_t n, int64_t pos,
                                unsigned flags);
 
+/* ================================================================================================
+ * Probe: observing attention heads inside heed_model_forward (heed_model_set_probe), and the minimal
+ * interventions the head scores need. Only selected (layer, query head) pairs are observed; every output
+ * is optional (NULL: not captured) and only the slots of selected heads are written. The statistics are
+ * recomputed row by row from q, k and the kernel's log-sum-exp (p = exp(s - lse)), so no [n, T] map is
+ * built unless probs or scores ask for it: they work at long context. With no probe the forward does
+ * nothing more than before. Shapes: NL = n_layers, H = n_heads (query heads), D = head_dim, n = tokens
+ * of the call, T = pos + n keys; slot (L, h) of an [NL, H, ...] array starts at (L * H + h) times the
+ * size of the trailing dimensions (see docs/analysis.md). */
+typedef struct heed_probe {
+    const uint8_t *select;   /* NULL (every head) or [NL, H]: nonzero observes (L, h) */
+    float *const *probs;     /* NULL or [NL * H] pointers, each NULL or [n, T] out: post-softmax probabilities
+                              * (masked keys exactly 0) */
+    float *const *scores;    /* NULL or [NL * H] pointers, each NULL or [n, T] out: the logits the kernel used
+                              * (scaled, softcapped; masked keys -INFINITY) */
+    float *head_out;         /* NULL or [NL, H, n, D] out: the head's attention output as o_proj reads it
+                              * (after heed_model_set_head_scale) */
+    float *q_norm;           /* NULL or [NL, H, n] out: L2 norm of q as the kernel reads it (q norm, RoPE,
+                              * log scale applied) */
+    float *k_norm, *v_norm;  /* NULL or [NL, H, n] out: L2 norms of the key / value (value state) of each new
+                              * token in the KV head that h reads */
+    float *lse;              /* NULL or [NL, H, n] out: log-sum-exp of each query's logits */
+    float *entropy;          /* NULL or [NL, H, n] out: -sum_j p_j log p_j of each query (nats) */
+    int32_t *top1;           /* NULL or [NL, H, n] out: the key with the largest p (the first on ties) */
+    float *recv;             /* NULL or [NL, H, recv_len] in/out: recv[j] += sum over this call's queries of
+                              * p[i, j] (received attention; zero it before a sequence, keep it over decode) */
+    int64_t recv_len;        /* >= pos + n when recv is set */
+    float *resid_norm;       /* NULL or [NL + 1, n] out: L2 norm of each token's residual stream entering
+                              * layer L (L < NL); L = NL: the last layer's output, before the final norm */
+} heed_probe;
+
+/* Observes every later heed_model_forward of m with a copy of *probe (its buffers are borrowed: they must
+ * stay valid while it is set); probe NULL stops observing. */
+heed_status heed_model_set_probe(heed_ctx *ctx, heed_model *m, const heed_probe *probe);
+
+/* Scales the attention output of query head h of layer L by scale[L * H + h] before o_proj (0 ablates
+ * the head) in every later forward; scale NULL restores 1 everywhere. Values must be finite. */
+heed_status heed_model_set_head_scale(heed_ctx *ctx, heed_model *m, const float *scale);
+/* Logit lens: logits [n, vocab] out = the LM head (final norm, unembedding, final softcap) applied to
+ * residual-stream rows x [n, hidden] (e.g. heed_model_trace.hidden[L]). Models without an LM head are
+ * HEED_ERR_UNSUPPORTED. Uses the model's run state (not the KV cache). */
+heed_status heed_model_unembed(heed_ctx *ctx, heed_model *m, float *logits, const float *x, int64_t n);
+
 /* Choosing the next token, as transformers' generate: the repetition penalty (divide a positive logit,
  * multiply a negative one, once per distinct id already present), then greedy argmax, or temperature,
  * top-k (keep logits >= the k-th largest), top-p (keep a token while the mass ranked above it is
@@ -712,6 +755,143 @@ double heed_trainer_flops_per_token(const heed_trainer *tr, int64_t T);
  * (f32, or bf16 when bf16 is set), train_state.safetensors (moments and step; skipped when bf16), and
  * generation_config.json. Each file is written atomically. */
 heed_status heed_trainer_save(heed_ctx *ctx, const heed_trainer *tr, const char *dir, int bf16);
+/* ================================================================================================ */
+
+/* ================================================================================================
+ * Training data: token files, a batch loader over them, and the synthetic tasks of the papers
+ * (docs/training.md). Inputs and targets are int32 [B, T]; targets[b, t] is the token that should
+ * follow inputs[b, t], or -1 where the loss does not count (heed_trainer_forward_backward skips it).
+ * Everything random is drawn from a splitmix64 state (heed_rng_next): a seed reproduces every batch.
+ *
+ * Token file (".tok"), all integers little-endian:
+ *   bytes 0..7    magic "HEEDTOK\0"
+ *   bytes 8..11   u32 version, 1
+ *   bytes 12..15  u32 bits per id: 16 or 32
+ *   bytes 16..23  u64 count n
+ *   bytes 24..    n ids, unsigned, of that width (32-bit ids are < 2^31)
+ * The file is exactly 24 + n * bits / 8 bytes long. */
+#define HEED_TOKFILE_VERSION 1
+#define HEED_TOKFILE_HEADER 24
+
+/* The uniform integer in [0, n) (n >= 1) from the generator state *state, without modulo bias. */
+uint64_t heed_rng_below(uint64_t *state, uint64_t n);
+
+/* Writes ids [n] (each in [0, 2^31)) to path atomically (temporary file + rename), 16 bits per id when
+ * every id is below 65536, else 32. HEED_ERR_INVALID naming the first negative id. */
+heed_status heed_tokfile_write(heed_ctx *ctx, const char *path, const int32_t *ids, int64_t n);
+
+typedef struct heed_tokfile heed_tokfile;
+/* Maps path read-only and validates it (magic, version, width, count against the file length, every
+ * 32-bit id < 2^31). HEED_ERR_IO or HEED_ERR_FORMAT naming the file and what is wrong. */
+heed_status heed_tokfile_open(heed_ctx *ctx, heed_tokfile **out, const char *path);
+/* The same over an image in memory, data [size] (borrowed: it must outlive the token file); name is for
+ * messages. */
+heed_status heed_tokfile_open_mem(heed_ctx *ctx, heed_tokfile **out, const void *data, size_t size,
+                                  const char *name);
+/* NULL is a no-op. */
+void heed_tokfile_close(heed_tokfile *f);
+int64_t heed_tokfile_count(const heed_tokfile *f);
+/* 16 or 32. */
+int heed_tokfile_bits(const heed_tokfile *f);
+/* The largest id in the file (-1 when it is empty). */
+int32_t heed_tokfile_max_id(const heed_tokfile *f);
+/* Id i, 0 <= i < count. */
+int32_t heed_tokfile_id(const heed_tokfile *f, int64_t i);
+
+/* A token stream split into a train part (ids [0, n_train)) and a held-out part (the tail, ids
+ * [n_train, n)), n_heldout = floor(n * heldout_frac). It borrows its ids. */
+typedef struct heed_data heed_data;
+/* Over ids [n] in memory. Every id must be in [0, vocab): HEED_ERR_INVALID naming the first that is not;
+ * heldout_frac in [0, 1). */
+heed_status heed_data_create(heed_ctx *ctx, heed_data **out, const int32_t *ids, int64_t n, int64_t vocab,
+                             double heldout_frac);
+/* Over the ids of an open token file (borrowed). HEED_ERR_INVALID when its largest id is >= vocab. */
+heed_status heed_data_create_tokfile(heed_ctx *ctx, heed_data **out, const heed_tokfile *f, int64_t vocab,
+                                     double heldout_frac);
+/* NULL is a no-op. */
+void heed_data_free(heed_data *d);
+int64_t heed_data_n_train(const heed_data *d);
+int64_t heed_data_n_heldout(const heed_data *d);
+/* B training rows: row b is a window of T + 1 consecutive ids of the train part starting at s uniform in
+ * [0, n_train - T - 1] (one draw of *rng per row): inputs[b, t] = id[s + t], targets[b, t] = id[s + t + 1].
+ * inputs, targets [B, T] out. HEED_ERR_INVALID when n_train < T + 1. */
+heed_status heed_data_batch(heed_ctx *ctx, int32_t *inputs, int32_t *targets, const heed_data *d, int64_t B,
+                            int64_t T, uint64_t *rng);
+/* Evaluation walks the held-out part in windows of T targets: window w has inputs id[h + w T + t] and
+ * targets id[h + w T + t + 1] (h = n_train), t < T, so every held-out id after the first is the target of
+ * exactly one position. The last window may be short: its missing positions have input 0 and target -1.
+ * The number of windows: ceil((n_heldout - 1) / T), 0 when n_heldout < 2. */
+int64_t heed_data_eval_windows(const heed_data *d, int64_t T);
+/* Windows first .. first + B - 1 as rows of inputs, targets [B, T] out; rows past the last window have
+ * inputs 0 and targets -1. The perplexity of the held-out part is exp(sum of counted losses / (n_heldout - 1))
+ * over first = 0, B, 2B, ... < heed_data_eval_windows(d, T). */
+heed_status heed_data_eval_batch(heed_ctx *ctx, int32_t *inputs, int32_t *targets, const heed_data *d,
+                                 int64_t B, int64_t T, int64_t first);
+
+/* The synthetic tasks. Every row is an independent sequence of length T drawn from *rng. */
+typedef enum heed_task_kind {
+    /* Multi-query associative recall (Zoology, Arora et al. 2023): N key-value pairs at the start, keys in
+     * [1, V/2) and values in [V/2, V), all keys distinct and all values distinct; then every key is queried
+     * once, at query slot g (position 2N + 2g) with the gaps g drawn without replacement from
+     * [0, (T - 2N) / 2) with p(g) ~ (g + 1)^(alpha - 1); every other position holds a uniform random token of
+     * [0, V). Targets: the key's value at its query position, -1 elsewhere. Needs T even and 4N <= T. */
+    HEED_TASK_MQAR = 0,
+    /* Bigram-Backcopy (Guo et al. 2024): id 0 is <s>, ids 1..K are the trigger tokens, the rest are
+     * ordinary tokens. A row starts with <s> and a uniform ordinary token; after a trigger the next token
+     * copies the token before the trigger, after an ordinary token the next is one step of a bigram chain.
+     * The paper's chain is the character bigram of a text; here each ordinary token's row of the transition
+     * table has weights exp(sigma z), z standard normal, over ids 1..V-1, drawn once from table_seed (so
+     * the train and evaluation tasks share it). The token before a trigger is always ordinary. Targets:
+     * every next token (the paper's loss), or with copies_only only the copied token after each trigger. */
+    HEED_TASK_BACKCOPY = 1,
+    /* Bursty in-context classification (Reddy 2023) over tokens: N item-label pairs then a query item,
+     * T = 2N + 1. Item tokens stand for the paper's noisy class exemplars: class k in [0, K) owns the E
+     * tokens [k E, k E + E) and an item of class k is one of them drawn uniformly (the choice of exemplar
+     * replaces the paper's Gaussian within-class noise eps); class k has the label token K E + (k mod L).
+     * A bursty row (probability p_bursty) takes N / B classes, each appearing B times in the context in a
+     * random order, and queries one of them; otherwise the N context classes and the query class are
+     * uniform. Target: the query's label at the last position, -1 elsewhere. */
+    HEED_TASK_BURSTY = 2,
+    /* Repeated random tokens (induction heads, Olsson et al. 2022): h = T / 2 uniform tokens of [0, V),
+     * then the same h tokens again. Targets on the second half, t >= h: inputs[(t + 1) mod h] (what a
+     * third repetition would continue with); -1 on the first half. Needs T even. */
+    HEED_TASK_REPEAT = 3
+} heed_task_kind;
+
+typedef struct heed_task_params {
+    heed_task_kind kind;
+    int64_t vocab;          /* V for MQAR (8192), BACKCOPY (64), REPEAT (8192); BURSTY derives its own */
+    /* MQAR */
+    int64_t mqar_pairs;     /* N (8) */
+    double mqar_alpha;      /* the gap distribution's power a (0.01) */
+    /* BACKCOPY */
+    int64_t bb_triggers;    /* K (3) */
+    double bb_sigma;        /* log-normal spread of the bigram weights (2) */
+    uint64_t bb_table_seed; /* seed of the transition table (1) */
+    int bb_copies_only;     /* 1: count only the copied tokens; 0: count every next token (0) */
+    /* BURSTY */
+    int64_t bursty_classes;    /* K (128) */
+    int64_t bursty_exemplars;  /* E tokens per class (4) */
+    int64_t bursty_labels;     /* L (32) */
+    int64_t bursty_pairs;      /* N (8) */
+    int64_t bursty_burstiness; /* B (4); N must be a multiple of B */
+    double bursty_p;           /* the fraction of bursty rows p_bursty (1) */
+} heed_task_params;
+
+/* The defaults above (the papers' parameters) for kind. */
+void heed_task_params_init(heed_task_params *p, heed_task_kind kind);
+
+typedef struct heed_task heed_task;
+/* Validates p (HEED_ERR_INVALID naming the field) and prepares the task (BACKCOPY's transition table). */
+heed_status heed_task_create(heed_ctx *ctx, heed_task **out, const heed_task_params *p);
+/* NULL is a no-op. */
+void heed_task_free(heed_task *task);
+/* The vocabulary the task's ids live in: every input and target is in [0, heed_task_vocab) or -1. */
+int64_t heed_task_vocab(const heed_task *task);
+/* B rows of length T: inputs, targets [B, T] out. HEED_ERR_INVALID naming the parameter when T does not
+ * suit the task (MQAR: T even and 4N <= T; BURSTY: T = 2N + 1; REPEAT: T even; BACKCOPY: T >= 2). */
+heed_status heed_task_batch(heed_ctx *ctx, int32_t *inputs, int32_t *targets, const heed_task *task, int64_t B,
+                            int64_t T, uint64_t *rng);
 /* ================================================================================================ */
 
 #ifdef __cplusplus

@@ -81,6 +81,9 @@ struct heed_model {
     float **kc, **vc;              /* [n_layers] */
     int64_t cap_ctx, n_cached;
     double attn_log_n0;            /* > 1: heed_model_set_attn_log_scale; 0: off */
+    float *head_scale;             /* [n_layers, n_heads] heed_model_set_head_scale, or NULL: all 1 */
+    heed_probe probe;              /* heed_model_set_probe (buffers borrowed), used when has_probe */
+    int has_probe;
 };
 
 static int64_t qkv_dim(const heed_config *c) { return (c->n_heads + 2 * c->n_kv_heads) * c->head_dim; }
@@ -244,6 +247,7 @@ void heed_model_free(heed_model *m)
     free(m->layers);
     heed_free(m->wbuf);
     heed_free(m->inv_freq);
+    free(m->head_scale);
     heed_st_close(m->st);
     free(m);
 }
@@ -458,29 +462,98 @@ static heed_mask layer_mask(const heed_config *c, int64_t L, int bidirectional)
     return mk;
 }
 
-/* probs [Hq, n, Tk] = exp(s - lse) with the scores s the attention kernel used (scale, softcap, mask):
- * the probabilities of that call, exactly normalised by its lse [Hq, n]. */
-static void attn_probs(const heed_config *c, float *probs, const heed_attn_desc *d, const float *lse, int64_t n,
-                       int64_t Tk)
+/* One attention call observed: trace->attn of a layer (every head) and the selected heads of a probe. */
+typedef struct observe_job {
+    heed_ctx *ctx;
+    const heed_model *m;
+    const heed_attn_desc *d;
+    const heed_probe *pr; /* NULL: only trace_attn */
+    float *trace_attn;    /* NULL or [Hq, n, Tk] */
+    int64_t L, n, Tk;
+} observe_job;
+
+static float l2(const float *x, int64_t n)
 {
-    int64_t D = c->head_dim, group = c->n_heads / c->n_kv_heads;
-    for (int64_t h = 0; h < c->n_heads; h++)
-        for (int64_t t = 0; t < n; t++) {
-            const float *q = heed_row(&d->q, 0, h, t);
-            float *pr = probs + (h * n + t) * Tk;
-            for (int64_t j = 0; j < Tk; j++) {
-                if (!heed_mask_visible(&d->mask, d->q_offset + t, j, h)) {
-                    pr[j] = 0.0f;
-                    continue;
-                }
-                const float *k = heed_row(&d->k, 0, h / group, j);
-                double s = 0.0;
-                for (int64_t i = 0; i < D; i++) s += (double)q[i] * k[i];
-                s *= d->scale;
-                if (d->softcap > 0.0f) s = d->softcap * tanh(s / d->softcap);
-                pr[j] = (float)exp(s - lse[h * n + t]);
-            }
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    return (float)sqrt(ss);
+}
+
+/* Query t of head h: the logits s [Tk] the kernel used (scale, softcap; masked -INFINITY) and the
+ * probabilities p [Tk] = exp(s - lse), exactly normalised by the kernel's lse. */
+static void attn_row(float *s, float *p, const heed_attn_desc *d, float lse, int64_t group, int64_t h, int64_t t,
+                     int64_t Tk)
+{
+    int64_t D = d->q.ne[3];
+    const float *q = heed_row(&d->q, 0, h, t);
+    for (int64_t j = 0; j < Tk; j++) {
+        if (!heed_mask_visible(&d->mask, d->q_offset + t, j, h)) {
+            s[j] = -INFINITY;
+            p[j] = 0.0f;
+            continue;
         }
+        const float *k = heed_row(&d->k, 0, h / group, j);
+        double x = 0.0;
+        for (int64_t i = 0; i < D; i++) x += (double)q[i] * k[i];
+        x *= d->scale;
+        if (d->softcap > 0.0f) x = d->softcap * tanh(x / d->softcap);
+        s[j] = (float)x;
+        p[j] = (float)exp(x - lse);
+    }
+}
+
+/* Task h: the rows of head h (each [Tk], in scratch unless an output holds them) and its statistics. */
+static void observe_task(void *arg, int64_t h, int thread)
+{
+    const observe_job *J = arg;
+    const heed_model *m = J->m;
+    const heed_config *c = &m->cfg;
+    const heed_probe *pr = J->pr;
+    int64_t H = c->n_heads, D = c->head_dim, n = J->n, Tk = J->Tk, slot = J->L * H + h;
+    int64_t group = H / c->n_kv_heads, pos = J->d->q_offset;
+    int sel = pr && (!pr->select || pr->select[slot]);
+    if (!sel && !J->trace_attn) return;
+    float *buf = heed_scratch(J->ctx, thread); /* [2, Tk] */
+    float *S = sel && pr->scores ? pr->scores[slot] : NULL;
+    float *P = sel && pr->probs ? pr->probs[slot] : NULL;
+    for (int64_t t = 0; t < n; t++) {
+        float lse = m->lse[h * n + t];
+        float *s = S ? S + t * Tk : buf, *p = P ? P + t * Tk : buf + Tk;
+        attn_row(s, p, J->d, lse, group, h, t, Tk);
+        if (J->trace_attn) memcpy(J->trace_attn + (h * n + t) * Tk, p, sizeof(float) * (size_t)Tk);
+        if (!sel) continue;
+        int64_t o = slot * n + t;
+        if (pr->lse) pr->lse[o] = lse;
+        if (pr->entropy || pr->top1) {
+            double ent = 0.0;
+            int64_t best = -1;
+            for (int64_t j = 0; j < Tk; j++) {
+                if (p[j] > 0.0f) ent -= (double)p[j] * log((double)p[j]);
+                if (s[j] > -INFINITY && (best < 0 || p[j] > p[best])) best = j;
+            }
+            if (pr->entropy) pr->entropy[o] = (float)ent;
+            if (pr->top1) pr->top1[o] = (int32_t)best;
+        }
+        if (pr->recv)
+            for (int64_t j = 0; j < Tk; j++) pr->recv[slot * pr->recv_len + j] += p[j];
+        if (pr->q_norm) pr->q_norm[o] = l2(heed_row(&J->d->q, 0, h, t), D);
+        if (pr->k_norm) pr->k_norm[o] = l2(heed_row(&J->d->k, 0, h / group, pos + t), D);
+        if (pr->v_norm) pr->v_norm[o] = l2(heed_row(&J->d->v, 0, h / group, pos + t), D);
+        if (pr->head_out)
+            memcpy(pr->head_out + o * D, m->att + t * H * D + h * D, sizeof(float) * (size_t)D);
+    }
+}
+
+/* The layer's observations after its attention call (trace_attn NULL and no probe: nothing). */
+static heed_status observe(heed_ctx *ctx, const heed_model *m, const heed_attn_desc *d, const heed_probe *pr,
+                           float *trace_attn, int64_t L, int64_t n, int64_t Tk)
+{
+    if (!pr && !trace_attn) return HEED_OK;
+    heed_status s = heed_scratch_reserve(ctx, sizeof(float) * (size_t)(2 * Tk));
+    if (s != HEED_OK) return s;
+    observe_job J = {ctx, m, d, pr, trace_attn, L, n, Tk};
+    heed_parallel(ctx, m->cfg.n_heads, observe_task, &J);
+    return HEED_OK;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -489,7 +562,7 @@ static void attn_probs(const heed_config *c, float *probs, const heed_attn_desc 
 /* One attention block on m->xb [n, d] (the block's input) into m->xb: projections, q/k norm, RoPE,
  * cache append, attention over positions [0, pos + n), output projection. */
 static heed_status attention(heed_ctx *ctx, heed_model *m, int64_t L, int64_t n, int64_t pos, int bidirectional,
-                             float *probs)
+                             float *probs, const heed_probe *pr)
 {
     const heed_config *c = &m->cfg;
     const layer_w *w = &m->layers[L];
@@ -540,7 +613,14 @@ static heed_status attention(heed_ctx *ctx, heed_model *m, int64_t L, int64_t n,
     heed_tensor o = {m->att, HEED_F32, {1, Hq, n, D}, {n * qd * f, D * f, qd * f, f}};
     heed_status s = heed_attn_forward(ctx, &o, m->lse, &ad);
     if (s != HEED_OK) return s;
-    if (probs) attn_probs(c, probs, &ad, m->lse, n, Tk);
+    if (m->head_scale)
+        for (int64_t h = 0; h < Hq; h++) {
+            float sc = m->head_scale[L * Hq + h];
+            for (int64_t t = 0; sc != 1.0f && t < n; t++)
+                for (int64_t i = 0; i < D; i++) m->att[t * qd + h * D + i] *= sc;
+        }
+    s = observe(ctx, m, &ad, pr, probs, L, n, Tk);
+    if (s != HEED_OK) return s;
     linear(ctx, m, m->xb, d, m->att, &w->o, n, qd, d);
     return HEED_OK;
 }
@@ -596,6 +676,17 @@ static void embed(heed_model *m, const int32_t *ids, const int32_t *types, int64
     if (m->embed_norm.w) apply_norm(c, m->x, m->x, &m->embed_norm, n, d, d);
 }
 
+/* logits [n, vocab] out = the LM head of x [n, hidden] (already through the final norm), final softcap applied. */
+static void lm_head(heed_ctx *ctx, heed_model *m, float *logits, const float *x, int64_t n)
+{
+    const heed_config *c = &m->cfg;
+    int64_t V = c->vocab;
+    lin head = {m->lm_head, NULL, 0}; /* [V, d] in every family: the embedding or a Linear */
+    linear(ctx, m, logits, V, x, &head, n, c->hidden, V);
+    if (c->final_softcap > 0.0)
+        for (int64_t i = 0; i < n * V; i++) logits[i] = (float)(c->final_softcap * tanh(logits[i] / c->final_softcap));
+}
+
 heed_status heed_model_forward(heed_ctx *ctx, heed_model *m, float *logits, const heed_model_trace *trace,
                                const int32_t *ids, const int32_t *token_types, int64_t n, int64_t pos,
                                unsigned flags)
@@ -623,6 +714,10 @@ heed_status heed_model_forward(heed_ctx *ctx, heed_model *m, float *logits, cons
     if ((!c->causal || (flags & HEED_FWD_BIDIRECTIONAL)) && pos != 0)
         return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_forward: an encoder (%s, or HEED_FWD_BIDIRECTIONAL) runs the "
                          "whole sequence at once: pos must be 0", c->model_type);
+    const heed_probe *pr = m->has_probe ? &m->probe : NULL;
+    if (pr && pr->recv && pr->recv_len < pos + n)
+        return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_forward: probe recv_len = %lld, expected >= pos + n = %lld",
+                         (long long)pr->recv_len, (long long)(pos + n));
     heed_status s = reserve_tokens(ctx, m, n);
     if (s == HEED_OK) s = reserve_ctx(ctx, m, pos + n);
     if (s != HEED_OK) return s;
@@ -633,9 +728,11 @@ heed_status heed_model_forward(heed_ctx *ctx, heed_model *m, float *logits, cons
     if (trace && trace->hidden && trace->hidden[0]) memcpy(trace->hidden[0], m->x, row_bytes);
     for (int64_t L = 0; L < c->n_layers; L++) {
         const layer_w *w = &m->layers[L];
+        for (int64_t t = 0; pr && pr->resid_norm && t < n; t++) pr->resid_norm[L * n + t] = l2(m->x + t * d, d);
         if (w->attn_in.w) apply_norm(c, m->xb, m->x, &w->attn_in, n, d, d);
         else memcpy(m->xb, m->x, row_bytes);
-        s = attention(ctx, m, L, n, pos, (flags & HEED_FWD_BIDIRECTIONAL) != 0, trace && trace->attn ? trace->attn[L] : NULL);
+        s = attention(ctx, m, L, n, pos, (flags & HEED_FWD_BIDIRECTIONAL) != 0,
+                      trace && trace->attn ? trace->attn[L] : NULL, pr);
         if (s != HEED_OK) return s;
         residual(c, m->x, m->xb, &w->attn_out, n);
         if (w->ffn_in.w) apply_norm(c, m->xb, m->x, &w->ffn_in, n, d, d);
@@ -646,14 +743,54 @@ heed_status heed_model_forward(heed_ctx *ctx, heed_model *m, float *logits, cons
             memcpy(trace->hidden[L + 1], m->x, row_bytes);
     }
     m->n_cached = pos + n;
+    for (int64_t t = 0; pr && pr->resid_norm && t < n; t++) pr->resid_norm[c->n_layers * n + t] = l2(m->x + t * d, d);
     if (m->final_norm.w) apply_norm(c, m->x, m->x, &m->final_norm, n, d, d);
     if (trace && trace->hidden && trace->hidden[c->n_layers]) memcpy(trace->hidden[c->n_layers], m->x, row_bytes);
     if (!logits) return HEED_OK;
-    int64_t first = flags & HEED_FWD_LAST_LOGITS ? n - 1 : 0, V = c->vocab;
-    lin head = {m->lm_head, NULL, 0}; /* [V, d] in every family: the embedding or a Linear */
-    linear(ctx, m, logits, V, m->x + first * d, &head, n - first, d, V);
-    if (c->final_softcap > 0.0)
-        for (int64_t i = 0; i < (n - first) * V; i++)
-            logits[i] = (float)(c->final_softcap * tanh(logits[i] / c->final_softcap));
+    int64_t first = flags & HEED_FWD_LAST_LOGITS ? n - 1 : 0;
+    lm_head(ctx, m, logits, m->x + first * d, n - first);
+    return HEED_OK;
+}
+
+heed_status heed_model_unembed(heed_ctx *ctx, heed_model *m, float *logits, const float *x, int64_t n)
+{
+    if (!m || !logits || !x || n < 1)
+        return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_unembed: NULL argument or n = %lld < 1", (long long)n);
+    if (!m->lm_head)
+        return heed_fail(ctx, HEED_ERR_UNSUPPORTED, "heed_model_unembed: this %s checkpoint has no LM head",
+                         m->cfg.model_type);
+    heed_status s = reserve_tokens(ctx, m, n);
+    if (s != HEED_OK) return s;
+    int64_t d = m->cfg.hidden;
+    if (m->final_norm.w) apply_norm(&m->cfg, m->xb, x, &m->final_norm, n, d, d);
+    else memcpy(m->xb, x, sizeof(float) * (size_t)(n * d));
+    lm_head(ctx, m, logits, m->xb, n);
+    return HEED_OK;
+}
+
+heed_status heed_model_set_probe(heed_ctx *ctx, heed_model *m, const heed_probe *probe)
+{
+    if (!m) return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_set_probe: NULL model");
+    m->has_probe = probe != NULL;
+    if (probe) m->probe = *probe;
+    return HEED_OK;
+}
+
+heed_status heed_model_set_head_scale(heed_ctx *ctx, heed_model *m, const float *scale)
+{
+    if (!m) return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_set_head_scale: NULL model");
+    size_t count = (size_t)(m->cfg.n_layers * m->cfg.n_heads);
+    if (!scale) {
+        free(m->head_scale);
+        m->head_scale = NULL;
+        return HEED_OK;
+    }
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite(scale[i]))
+            return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_set_head_scale: scale of layer %zu head %zu is %g",
+                             i / (size_t)m->cfg.n_heads, i % (size_t)m->cfg.n_heads, (double)scale[i]);
+    if (!m->head_scale && !(m->head_scale = malloc(sizeof(float) * count)))
+        return heed_fail(ctx, HEED_ERR_NOMEM, "heed_model_set_head_scale: out of memory");
+    memcpy(m->head_scale, scale, sizeof(float) * count);
     return HEED_OK;
 }
