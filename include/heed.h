@@ -841,7 +841,7 @@ typedef enum heed_task_kind {
      * copies the token before the trigger, after an ordinary token the next is one step of a bigram chain.
      * The paper's chain is the character bigram of a text; here each ordinary token's row of the transition
      * table has weights exp(sigma z), z standard normal, over ids 1..V-1, drawn once from table_seed (so
-     * the train and evaluation tasks share it). The token before a trigger is always ordinary. Targets:
+     * the train and evaluation tasks share it; V <= 2048). The token before a trigger is always ordinary. Targets:
      * every next token (the paper's loss), or with copies_only only the copied token after each trigger. */
     HEED_TASK_BACKCOPY = 1,
     /* Bursty in-context classification (Reddy 2023) over tokens: N item-label pairs then a query item,
@@ -889,7 +889,7 @@ void heed_task_free(heed_task *task);
 /* The vocabulary the task's ids live in: every input and target is in [0, heed_task_vocab) or -1. */
 int64_t heed_task_vocab(const heed_task *task);
 /* B rows of length T: inputs, targets [B, T] out. HEED_ERR_INVALID naming the parameter when T does not
- * suit the task (MQAR: T even and 4N <= T; BURSTY: T = 2N + 1; REPEAT: T even; BACKCOPY: T >= 2). */
+ * suit the task (MQAR: T even and 4N <= T; BURSTY: T = 2N + 1; REPEAT: T even). */
 heed_status heed_task_batch(heed_ctx *ctx, int32_t *inputs, int32_t *targets, const heed_task *task, int64_t B,
                             int64_t T, uint64_t *rng);
 /* ================================================================================================ */

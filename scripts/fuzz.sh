@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fuzz.sh — builds the libFuzzer targets (fuzz/fuzz_*.c) with clang, the library instrumented for
 # coverage + ASan + UBSan, and runs each for N seconds from a seed corpus (real configs, a small
-# safetensors file). Usage: scripts/fuzz.sh [SECONDS]   (default 20; HEED_FUZZ_BUILD picks the build dir)
+# safetensors file, token files). Usage: scripts/fuzz.sh [SECONDS]   (default 20; HEED_FUZZ_BUILD picks the build dir)
 # Exits non-zero when a target crashes; the crashing input is left in the build dir.
 set -euo pipefail
 secs=${1:-20}
@@ -32,6 +32,12 @@ n=${#hdr}
 # The trained golden tokenizers seed the tokenizer target.
 while IFS= read -r -d '' j; do cp "$j" "$seeds/fuzz_tokenizer/seed$((i++)).json"; done \
     < <(find "$root/tests/data/tok" -name 'tokenizer.json' -size -64k -print0)
+
+# Token files: four 16-bit ids, and two 32-bit ids (format in include/heed.h).
+printf 'HEEDTOK\0\x01\0\0\0\x10\0\0\0\x04\0\0\0\0\0\0\0\x01\0\x02\0\x03\0\x04\x01' \
+    > "$seeds/fuzz_tokfile/seed0.tok"
+printf 'HEEDTOK\0\x01\0\0\0\x20\0\0\0\x02\0\0\0\0\0\0\0\x70\x11\x01\0\x05\0\0\0' \
+    > "$seeds/fuzz_tokfile/seed1.tok"
 
 status=0
 for t in "${targets[@]}"; do
