@@ -536,6 +536,35 @@ heed_status heed_tokenize(heed_ctx *ctx, int32_t **ids, int64_t *n_ids, const he
  * with malloc and NUL-terminated (free it with free()). An id that names no token is an error. */
 heed_status heed_detokenize(heed_ctx *ctx, char **text, size_t *len, const heed_tokenizer *tok,
                             const int32_t *ids, int64_t n_ids, int skip_special);
+
+/* Training a byte-level BPE tokenizer (src/tok/bpe_train.c; docs/tokenizers.md "Training").
+ * Ids: the special tokens in the order given (0 .. n_special-1), then the 256 bytes in byte order
+ * (byte b is id n_special + b, written as GPT-2's byte-level character), then one id per merge. */
+typedef struct heed_bpe_train_opts {
+    int64_t vocab_size;          /* total ids, specials included; >= n_special + 256 */
+    int64_t min_frequency;       /* a pair is merged only if it occurs at least this often (>= 1) */
+    const char *const *special;  /* [n_special] special tokens (non-empty UTF-8, distinct, not one byte) */
+    int n_special;
+    const char *bos, *eos;       /* NULL, or one of special: tokenizer_config.json's bos_token/eos_token */
+    int add_bos;                 /* 1: the post-processor prepends bos to every encoding (needs bos) */
+} heed_bpe_train_opts;
+
+/* vocab_size 4096, min_frequency 2, no special tokens, add_bos 0. */
+void heed_bpe_train_opts_init(heed_bpe_train_opts *o);
+/* Trains on text [len] (UTF-8; invalid UTF-8 is HEED_ERR_FORMAT naming the offset) and returns a
+ * complete tokenizer.json in *json [*json_len] (malloc'd, NUL-terminated; free with free()). Special
+ * tokens found in text are cut out and never split or learned from; the rest is pre-tokenized with the
+ * Llama 3 regex (a Split pre-tokenizer, then ByteLevel) and the most frequent adjacent pair is merged
+ * until vocab_size ids exist. Ties go to the pair with the smaller left id, then the smaller right id,
+ * so the output is a function of the input bytes and options alone. A merge whose result equals an
+ * existing token reuses its id (no id is added); a merge that would spell a special token is skipped.
+ * Training stops early, with fewer ids, when no pair occurs min_frequency times. Bad options are
+ * HEED_ERR_INVALID naming the field. */
+heed_status heed_bpe_train(heed_ctx *ctx, char **json, size_t *json_len, const char *text, size_t len,
+                           const heed_bpe_train_opts *o);
+/* The tokenizer_config.json that goes with it (bos_token, eos_token, add_bos_token, add_eos_token false,
+ * tokenizer_class PreTrainedTokenizerFast), in *json [*json_len] as above. */
+heed_status heed_bpe_train_config(heed_ctx *ctx, char **json, size_t *json_len, const heed_bpe_train_opts *o);
 /* ================================================================================================ */
 
 /* ================================================================================================
@@ -633,6 +662,49 @@ heed_status heed_model_set_head_scale(heed_ctx *ctx, heed_model *m, const float 
  * residual-stream rows x [n, hidden] (e.g. heed_model_trace.hidden[L]). Models without an LM head are
  * HEED_ERR_UNSUPPORTED. Uses the model's run state (not the KV cache). */
 heed_status heed_model_unembed(heed_ctx *ctx, heed_model *m, float *logits, const float *x, int64_t n);
+
+/* Head scores (src/probe/scores.c): pure functions of captured maps and statistics, as the papers define
+ * them (docs/analysis.md). A, B: [T, T] attention maps of one head, row i the query, column j the key. */
+
+/* Mean received attention alpha [T] out: the mean of A[i, k] over the queries that see key k, from recv [T]
+ * the column sums of the map (heed_probe.recv): recv[k] / (T - k) when causal (queries i >= k), else
+ * recv[k] / T. This is sink importance alpha_k (When Attention Sink Emerges) and ACT's hidden-sink s_j. */
+void heed_score_sink_alpha(float *alpha, const float *recv, int64_t T, int causal);
+/* Sink^eps: the share of the n values alpha [n] (alpha_k of every layer and head for one k) above eps. */
+double heed_score_sink_eps(const float *alpha, int64_t n, double eps);
+/* ACT hidden sinks: the positions j >= 1 (BOS excluded) with s[j] > threshold (0.1 in the paper), in
+ * increasing order, into sinks [T]; returns their count. s [T] from heed_score_sink_alpha. */
+int64_t heed_score_hidden_sinks(int64_t *sinks, const float *s, int64_t T, double threshold);
+
+/* TransformerLens head_detector patterns of tokens [T]: P[i][j] = 1 when
+ *   PREV_TOKEN: j = i - 1;   DUPLICATE: j < i and tokens[j] = tokens[i];
+ *   INDUCTION:  1 <= j <= i and tokens[j - 1] = tokens[i] (the token after an earlier copy of tokens[i];
+ *               DUPLICATE shifted one key to the right, as head_detector rolls it). */
+typedef enum heed_pattern { HEED_PATTERN_PREV_TOKEN, HEED_PATTERN_DUPLICATE, HEED_PATTERN_INDUCTION } heed_pattern;
+/* head_detector's score (error_measure "mul", no exclusions): sum(A * P) / sum(A) over A [T, T]. row_mean
+ * (NULL: not wanted) out: the mean over the rows i where P has an entry of sum_j A[i, j] P[i, j] (on
+ * [BOS, r, r] the second half: 1 for a perfect head, where the score is at most n / (2n + 1)); 0 when no
+ * row has one. Returns 0 when sum(A) is 0. */
+double heed_score_pattern(double *row_mean, const float *A, const int32_t *tokens, int64_t T, heed_pattern kind);
+/* The induction test input ids [2n + 1] out: bos, then n ids drawn uniformly from [lo, hi) other than bos
+ * (splitmix64 from seed), then the same n again. hi - lo >= 2. */
+void heed_induction_input(int32_t *ids, int32_t bos, int64_t n, int32_t lo, int32_t hi, uint64_t seed);
+
+/* x[0] / mean(x[1 .. n-1]) for x [n], n >= 2 (0 when that mean is 0): the first token's norm against the
+ * others', i.e. value-state drain (v norms of one head; small: a drained value) and residual peak
+ * (residual norms of one layer; large: a peak). */
+double heed_score_first_ratio(const float *x, int64_t n);
+/* The mean over rows t of ||b[t] - a[t]|| / ||a[t]|| for a, b [n, d] (rows with ||a[t]|| = 0 count 0): how
+ * much an intervention moved the outputs a to b. */
+double heed_score_output_change(const float *a, const float *b, int64_t n, int64_t d);
+/* Cosine similarity of x and y [n] flattened (EchoAtt compares attention maps of layers so); 0 when either
+ * is all zeros. */
+double heed_score_cosine(const float *x, const float *y, int64_t n);
+/* One greedy decoding step of the retrieval-head test: for each of n heads, score[h] += 1 / needle_len
+ * when top1[h] (the key it attends most) lies in [needle_start, needle_start + needle_len) and
+ * prompt[top1[h]] == generated. score [n] in/out, top1 [n], prompt [>= needle_start + needle_len]. */
+void heed_score_retrieval_step(float *score, const int32_t *top1, int64_t n, const int32_t *prompt,
+                               int64_t needle_start, int64_t needle_len, int32_t generated);
 
 /* Choosing the next token, as transformers' generate: the repetition penalty (divide a positive logit,
  * multiply a negative one, once per distinct id already present), then greedy argmax, or temperature,
@@ -892,6 +964,58 @@ int64_t heed_task_vocab(const heed_task *task);
  * suit the task (MQAR: T even and 4N <= T; BURSTY: T = 2N + 1; REPEAT: T even). */
 heed_status heed_task_batch(heed_ctx *ctx, int32_t *inputs, int32_t *targets, const heed_task *task, int64_t B,
                             int64_t T, uint64_t *rng);
+/* ================================================================================================ */
+
+/* ================================================================================================
+ * Report: the attention viewer, one self-contained HTML file (inline style and script, no network), and
+ * PNG heatmaps (docs/viewer.md). A report is built head by head, so a long prompt never needs every
+ * T x T map at once: each map added is reduced at once to a thumbnail (HEED_REPORT_THUMB square, block
+ * maxima, square-root scale, normalised to the head's largest block) and kept whole only when asked
+ * (8 bits per weight w: q = round(255 sqrt(w)), zlib-compressed). A report is used by one thread at a time. */
+#define HEED_REPORT_THUMB 48
+typedef struct heed_report heed_report;
+
+/* A new report of tokens [n_tokens] (UTF-8 strings shown for each position; copied; invalid UTF-8 shows as
+ * U+FFFD) for a model of n_layers x n_heads heads. title: the page's title (copied; NULL: "heed inspect"). */
+heed_status heed_report_create(heed_ctx *ctx, heed_report **out, const char *title, const char *const *tokens,
+                               int64_t n_tokens, int64_t n_layers, int64_t n_heads);
+/* NULL is a no-op. */
+void heed_report_free(heed_report *r);
+/* Adds the map of head `head` of layer `layer` (adding it again replaces it):
+ *   attn: [T, T] row-major, attn[i * T + j] the weight of query i on key j, each in [0, 1] (up to
+ *         rounding); a NaN or a weight outside is HEED_ERR_INVALID naming the head and position.
+ *   keep_full: 1 keeps the whole map for the page's token view and heatmap, 0 only the thumbnail. */
+heed_status heed_report_add_map(heed_ctx *ctx, heed_report *r, const float *attn, int64_t layer, int64_t head,
+                                int keep_full);
+/* Adds a score table shown on the page and selectable to colour the grid:
+ *   values: [n_layers * n_heads], index layer * n_heads + head; NaN: not computed for that head.
+ *   name: short and unique in the report; desc: one line saying what it measures, or NULL (both copied). */
+heed_status heed_report_add_score(heed_ctx *ctx, heed_report *r, const float *values, const char *name,
+                                  const char *desc);
+/* The page: *html [*len] (NUL-terminated, malloc'd: free it with free()). */
+heed_status heed_report_html(heed_ctx *ctx, char **html, size_t *len, const heed_report *r);
+/* Writes the page to path atomically (temporary file + rename). */
+heed_status heed_report_write(heed_ctx *ctx, const heed_report *r, const char *path);
+
+/* The colour scale of the page and the PNGs (dark blue, teal, green, yellow; lightness rises with t):
+ * rgb [3] out for t in [0, 1] (clamped; NaN gives the colour of 0). */
+void heed_colormap(uint8_t *rgb, double t);
+
+/* A heatmap PNG (8-bit RGB): value v of cell (r, c) is drawn as heed_colormap((v - lo) / (hi - lo)), or of
+ * its square root with sqrt_scale, as a cell_px x cell_px square; with colorbar, a vertical bar of the
+ * scale (hi at the top) right of the map. lo and hi are also stored as PNG text "heed:lo" / "heed:hi". */
+typedef struct heed_png_opts {
+    double lo, hi;  /* the values at the two ends of the scale; NaN: the map's minimum / maximum */
+    int sqrt_scale; /* 1: colour by sqrt of the position on the scale (attention weights: small ones show) */
+    int cell_px;    /* pixels per cell side, >= 1 */
+    int colorbar;   /* 1: draw the colour bar */
+} heed_png_opts;
+/* lo = hi = NaN, sqrt_scale 0, cell_px 1, colorbar 1. */
+void heed_png_opts_init(heed_png_opts *o);
+/* Writes map [rows, cols] (finite values; row-major) to path atomically. The image may be at most 16384
+ * pixels on a side. */
+heed_status heed_png_heatmap(heed_ctx *ctx, const char *path, const float *map, int64_t rows, int64_t cols,
+                             const heed_png_opts *o);
 /* ================================================================================================ */
 
 #ifdef __cplusplus
