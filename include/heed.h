@@ -267,6 +267,14 @@ heed_status heed_linear_attn(heed_ctx *ctx, heed_tensor *o, const heed_tensor *q
 heed_status heed_linear_attn_step(heed_ctx *ctx, heed_tensor *o, float *s, float *z, const heed_tensor *q,
                                   const heed_tensor *k, const heed_tensor *v);
 
+/* The backward of heed_linear_attn: from d_o [B,H,T,Dv] (the gradient of O) and the forward's inputs,
+ * dq [B,H,T,D], dk [B,H,Tk,D], dv [B,H,Tk,Dv] f32, written completely (=, not accumulated); shapes,
+ * views and causal as in heed_linear_attn. A row whose denominator is not > 0 in f32 (O = 0 in the
+ * recurrent forward) contributes no gradient. Recomputes the state: O(T * D * Dv) per (b, h). */
+heed_status heed_linear_attn_backward(heed_ctx *ctx, heed_tensor *dq, heed_tensor *dk, heed_tensor *dv,
+                                      const heed_tensor *q, const heed_tensor *k, const heed_tensor *v,
+                                      const heed_tensor *d_o, int causal);
+
 /* Agent attention (Han et al.): agents A [n_agents, D] are Q average-pooled over the token axis
  * (adaptive pooling: agent a averages tokens [floor(a*T/n), ceil((a+1)*T/n))), then
  *   V_A = softmax(A K^T * scale) V,   O = softmax(Q A^T * scale) V_A,   scale == 0 means 1/sqrt(D).
@@ -830,8 +838,8 @@ heed_status heed_trainer_save(heed_ctx *ctx, const heed_trainer *tr, const char 
 /* ================================================================================================ */
 
 /* ================================================================================================
- * Training data: token files, a batch loader over them, and the synthetic tasks of the papers
- * (docs/training.md). Inputs and targets are int32 [B, T]; targets[b, t] is the token that should
+ * Training data: token files, a batch loader over them, and the synthetic tasks of the papers.
+ * Inputs and targets are int32 [B, T]; targets[b, t] is the token that should
  * follow inputs[b, t], or -1 where the loss does not count (heed_trainer_forward_backward skips it).
  * Everything random is drawn from a splitmix64 state (heed_rng_next): a seed reproduces every batch.
  *
@@ -845,7 +853,7 @@ heed_status heed_trainer_save(heed_ctx *ctx, const heed_trainer *tr, const char 
 #define HEED_TOKFILE_VERSION 1
 #define HEED_TOKFILE_HEADER 24
 
-/* The uniform integer in [0, n) (n >= 1) from the generator state *state, without modulo bias. */
+/* The uniform integer in [0, n) from the generator state *state, without modulo bias (0 when n <= 1). */
 uint64_t heed_rng_below(uint64_t *state, uint64_t n);
 
 /* Writes ids [n] (each in [0, 2^31)) to path atomically (temporary file + rename), 16 bits per id when
