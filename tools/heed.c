@@ -16,6 +16,7 @@ static const command commands[] = {
     {"bench", cmd_bench, "benchmarks: `heed bench attn|model [--json] [--quick]` (attention kernels, model runtime)"},
     {"tokenize", cmd_tokenize, "`heed tokenize -m MODEL [--no-special] < text`: JSON array of ids"},
     {"detokenize", cmd_tokenize, "`heed detokenize -m MODEL --ids 1,2,3`: the text, exactly"},
+    {"train-tokenizer", cmd_train_tokenizer, "`heed train-tokenizer -f CORPUS -o DIR [--vocab N]`: byte-level BPE"},
     {"logits", cmd_logits, "`heed logits -m MODEL --ids IDS -o OUT.safetensors [--attn] [--hidden]`: one forward pass"},
     {"run", cmd_run, "`heed run -m MODEL (-p TEXT | --ids IDS) [-n N] [--greedy] [--temp T ...]`: generate"},
     {"ppl", cmd_ppl, "`heed ppl -m MODEL (-f FILE | --ids IDS) [--ctx N] [--stride S]`: sliding-window perplexity"},

@@ -421,7 +421,7 @@ static void split_pieces(enc *E, const pcre2_code *re, char_pred pred, const tno
 
 /* The GPT-2 byte-to-character map: printable bytes stand for themselves; the 68 others (0-32,
  * 127-160, 173), in order, become U+0100 onwards. */
-static uint32_t byte_char(unsigned b)
+uint32_t byte_char(unsigned b)
 {
     if (b <= 32) return 256 + b;
     if (b >= 127 && b <= 160) return 256 + 33 + (b - 127);

@@ -42,6 +42,8 @@ int uni_is_mn(uint32_t c);         /* unicode_categories is_mark_nonspacing */
 int uni_is_punct(uint32_t c);      /* ASCII punctuation or unicode_categories is_punctuation */
 int uni_is_alnum(uint32_t c);      /* category L* or N* */
 int uni_is_numeric(uint32_t c);    /* category Nd, Nl or No (Rust char::is_numeric) */
+/* The ByteLevel character that stands for byte b (GPT-2's bytes_to_unicode; encode.c). */
+uint32_t byte_char(unsigned b);
 /* Appends the full lowercase of c (Rust char::to_lowercase). */
 void uni_lower(tbuf *out, uint32_t c);
 /* Appends s [n] (valid UTF-8) in normalization form "NFD", "NFKD", "NFC" or "NFKC" (form: 0..3). */
