@@ -77,6 +77,22 @@ c=$("$heed" heads -m "$m" --score induction --seed 4 -n 20 --json 2>/dev/null)
 [ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" != "$c" ] && ok || bad "induction seeds: same seed differs or seeds agree"
 [ "$(field layer <<<"$a" | wc -l)" -eq 8 ] && ok || bad "induction JSON entries: $a"
 
+# retrieval: under uniform attention every head's top-1 key is 0 (ties go to the first key), so with the needle
+# at [0, 2) a head scores 1/2 per generated id equal to ids[0]; the generated ids are the greedy decode
+read -r _ gids ggen < <(grep '^llama3-old ' "$data/run/gen_ids.txt")
+out=$("$heed" heads -m "$m" --score retrieval --ids "$gids" --needle-ids "$(cut -d, -f4-6 <<<"$gids")" -n 8 2>&1)
+grep -q "^needle at \[3, 6) of 32 tokens; generated \[$ggen\]" <<<"$out" && ok ||
+  bad "retrieval decode differs from the golden greedy continuation [$ggen]: $out"
+out=$("$heed" heads -m "$u" --score retrieval --ids 108,66,100,52,57,107,12 --needle-ids 108,66 -n 8 --json 2>"$tmp/err")
+gen=$(sed -n 's/.*generated \[\([0-9,]*\)\].*/\1/p' "$tmp/err")
+hits=$(tr , '\n' <<<"$gen" | grep -cx 108)
+[ "$hits" -gt 0 ] && field score <<<"$out" | all_near "$(awk -v h="$hits" 'BEGIN { print h / 2 }')" && ok ||
+  bad "uniform retrieval: $hits copies of 108 in [$gen]: $out"
+grep -q "needle recall 0.5$" "$tmp/err" && ok || bad "needle recall: $(cat "$tmp/err")"
+"$heed" heads -m "$m" --score retrieval --ids 1,2,3 --needle-ids 4 2>"$tmp/err"; [ $? -eq 1 ] &&
+  grep -q 'do not occur' "$tmp/err" && ok || bad "absent needle: $(cat "$tmp/err")"
+"$heed" heads -m "$m" --score sink --ids 1,2,3 --needle-ids 2 2>"$tmp/err"; [ $? -eq 2 ] && ok || bad "--needle-ids with sink"
+
 # errors: no -m, an unknown score, no input for an input score, both -p and --ids, a bad -n
 "$heed" heads --score sink --ids 1,2 2>"$tmp/err"; [ $? -eq 2 ] && grep -q -- '-m MODEL is required' "$tmp/err" && ok ||
   bad "missing -m: $(cat "$tmp/err")"

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { SINK, HIDDEN_SINK, INDUCTION, PREV_TOKEN, DUPLICATE, ENTROPY, DORMANT, LAYER_SIM, N_SCORES };
-static const char *SCORE_NAMES[N_SCORES] = {"sink", "hidden-sink", "induction", "prev-token",
-                                            "duplicate", "entropy", "dormant", "layer-sim"};
+enum { SINK, HIDDEN_SINK, INDUCTION, PREV_TOKEN, DUPLICATE, ENTROPY, DORMANT, LAYER_SIM, RETRIEVAL, N_SCORES };
+static const char *SCORE_NAMES[N_SCORES] = {"sink", "hidden-sink", "induction", "prev-token", "duplicate",
+                                            "entropy", "dormant", "layer-sim", "retrieval"};
 #define MAX_FIELDS 3
 
 /* One scored head: score, then the score's own fields, and for hidden-sink the sink positions. */
@@ -26,7 +26,7 @@ typedef struct head_row {
 static int usage(FILE *f, int rc)
 {
     fprintf(f, "usage: heed heads -m MODEL --score SCORE [--json] [-p TEXT | --ids IDS] [-n N] [--seed S]\n"
-               "                  [--threshold X] [--threads N]\n"
+               "                  [--threshold X] [--needle TEXT | --needle-ids IDS] [--threads N]\n"
                "  Runs one forward pass observing every attention head and ranks the heads by SCORE:\n"
                "    sink         mean attention on the first token, over the queries (alpha_0); also Sink^eps,\n"
                "                 the share of heads with alpha_0 > --threshold (default 0.3)\n"
@@ -41,10 +41,70 @@ static int usage(FILE *f, int rc)
                "                 ablation_change (mean relative change of the last hidden state, head zeroed)\n"
                "    layer-sim    cosine of the head's map with the same head's in the previous layer (layers\n"
                "                 >= 1); field layer_cosine: of all heads' maps of the two layers\n"
+               "    retrieval    Retrieval Head: greedy decoding of -n tokens (default the needle's length) after\n"
+               "                 the input, which holds the needle (its first occurrence is used); a head scores\n"
+               "                 1/|needle| each step its top-1 key lies in the needle and holds the generated\n"
+               "                 token. Also prints the generated ids and their ROUGE-1 recall of the needle\n"
                "  Input: TEXT (encoded with MODEL/tokenizer.json) or IDS; induction, prev-token and duplicate\n"
                "  default to [BOS, r_1..r_n, r_1..r_n] with n = -n (default 50) ids drawn uniformly from the\n"
                "  vocabulary by --seed (default 0). --json prints one object per head, in rank order.\n");
     return rc;
+}
+
+/* Retrieval Head on one input: prefill ids [T - 1], then n_gen greedy steps from the last input token, each
+ * observed (top-1 key of every head) and counted by heed_score_retrieval_step into rows; prints the
+ * generated ids and the needle recall to out. Returns 1, or 0 after printing why. */
+static int retrieval(head_row *rows, heed_ctx *ctx, heed_model *m, const int32_t *ids, int64_t T, int64_t start,
+                     int64_t len, int64_t n_gen, FILE *out)
+{
+    const heed_config *c = heed_model_config(m);
+    int64_t S = c->n_layers * c->n_heads;
+    float *score = calloc((size_t)S, sizeof(float)), *logits = malloc(sizeof(float) * (size_t)c->vocab);
+    int32_t *top1 = malloc(sizeof(int32_t) * (size_t)S), *gen = malloc(sizeof(int32_t) * (size_t)(n_gen + 1));
+    int32_t *all = malloc(sizeof(int32_t) * (size_t)(T + n_gen));
+    if (!score || !logits || !top1 || !gen || !all) {
+        fprintf(stderr, "heed heads: out of memory\n");
+        free(score), free(logits), free(top1), free(gen), free(all);
+        return 0;
+    }
+    heed_sample_params sp;
+    heed_sample_params_init(&sp, NULL);
+    sp.greedy = 1;
+    uint64_t rng = 0; /* greedy: never drawn from */
+    heed_probe pr = {0};
+    pr.top1 = top1;
+    memcpy(all, ids, sizeof(int32_t) * (size_t)T);
+    heed_status st = T > 1 ? heed_model_forward(ctx, m, NULL, NULL, ids, NULL, T - 1, 0, 0) : HEED_OK;
+    if (st == HEED_OK) st = heed_model_set_probe(ctx, m, &pr);
+    int64_t s = 0;
+    for (; st == HEED_OK && s < n_gen; s++) { /* step s: the query is all[T - 1 + s], its argmax the next id */
+        st = heed_model_forward(ctx, m, logits, NULL, all + T - 1 + s, NULL, 1, T - 1 + s, HEED_FWD_LAST_LOGITS);
+        if (st == HEED_OK) st = heed_sample(ctx, &gen[s], logits, c->vocab, all, T + s, &sp, &rng);
+        if (st != HEED_OK) break;
+        all[T + s] = gen[s];
+        heed_score_retrieval_step(score, top1, S, ids, start, len, gen[s]);
+    }
+    heed_model_set_probe(ctx, m, NULL);
+    if (st != HEED_OK) fprintf(stderr, "heed heads: %s\n", heed_ctx_error(ctx));
+    for (int64_t i = 0; i < S; i++) rows[i] = (head_row){.layer = i / c->n_heads, .head = i % c->n_heads, .score = score[i]};
+    if (st == HEED_OK) {
+        /* ROUGE-1 recall of the needle's ids by the generated ones (clipped counts) */
+        int64_t hit = 0;
+        int8_t *used = calloc((size_t)n_gen + 1, 1);
+        for (int64_t i = 0; used && i < len; i++)
+            for (int64_t g = 0; g < n_gen; g++)
+                if (!used[g] && gen[g] == ids[start + i]) {
+                    used[g] = 1, hit++;
+                    break;
+                }
+        free(used);
+        fprintf(out, "needle at [%lld, %lld) of %lld tokens; generated [", (long long)start, (long long)(start + len),
+                (long long)T);
+        for (int64_t g = 0; g < n_gen; g++) fprintf(out, "%s%d", g ? "," : "", gen[g]);
+        fprintf(out, "]; needle recall %.6g\n", (double)hit / (double)len);
+    }
+    free(score), free(logits), free(top1), free(gen), free(all);
+    return st == HEED_OK;
 }
 
 static int by_score(const void *a, const void *b)
@@ -178,7 +238,7 @@ static int score_heads(head_row *rows, heed_ctx *ctx, heed_model *m, const obser
 int cmd_heads(int argc, char **argv)
 {
     const char *model = NULL, *text = NULL, *ids_arg = NULL, *score_arg = NULL, *n_arg = NULL, *seed_arg = NULL,
-               *thr_arg = NULL, *threads_arg = NULL;
+               *thr_arg = NULL, *threads_arg = NULL, *needle_text = NULL, *needle_arg = NULL;
     int json = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -195,6 +255,8 @@ int cmd_heads(int argc, char **argv)
                            : !strcmp(a, "--seed") ? &seed_arg
                            : !strcmp(a, "--threshold") ? &thr_arg
                            : !strcmp(a, "--threads") ? &threads_arg
+                           : !strcmp(a, "--needle") ? &needle_text
+                           : !strcmp(a, "--needle-ids") ? &needle_arg
                            : NULL;
         if (!str || !v) {
             fprintf(stderr, "heed heads: %s '%s'\n", str ? "no value after" : "unknown option", a);
@@ -208,7 +270,7 @@ int cmd_heads(int argc, char **argv)
         if (!strcmp(score_arg, SCORE_NAMES[k])) score = k;
     if (score < 0) {
         fprintf(stderr, "heed heads: --score %s: expected one of sink, hidden-sink, induction, prev-token, "
-                        "duplicate, entropy, dormant, layer-sim\n", score_arg ? score_arg : "(missing)");
+                        "duplicate, entropy, dormant, layer-sim, retrieval\n", score_arg ? score_arg : "(missing)");
         return 2;
     }
     double n_rep = 50, seed = 0, threshold = score == HIDDEN_SINK ? 0.1 : 0.3;
@@ -231,11 +293,16 @@ int cmd_heads(int argc, char **argv)
         fprintf(stderr, "heed heads: --score %s needs an input: -p TEXT or --ids IDS\n", SCORE_NAMES[score]);
         return 2;
     }
+    if ((score == RETRIEVAL) != (needle_text || needle_arg) || (needle_text && needle_arg)) {
+        fprintf(stderr, "heed heads: --needle TEXT or --needle-ids IDS (one of them) goes with --score retrieval, "
+                        "and only there\n");
+        return 2;
+    }
     heed_ctx *ctx = NULL;
     heed_model *m = NULL;
     heed_tokenizer *tok = NULL;
-    int32_t *ids = NULL;
-    int64_t T = 0, S = 0;
+    int32_t *ids = NULL, *needle = NULL;
+    int64_t T = 0, S = 0, n_needle = 0;
     head_row *rows = NULL;
     observed ob = {0};
     int rc = 1;
@@ -266,6 +333,35 @@ int cmd_heads(int argc, char **argv)
     }
     int64_t NL = c->n_layers, H = c->n_heads, d = c->hidden;
     S = NL * H;
+    if (score == RETRIEVAL) {
+        /* the needle's ids (TEXT encoded without special tokens) and their first occurrence in the input */
+        if (needle_arg && !cli_parse_ids(&needle, &n_needle, needle_arg)) {
+            fprintf(stderr, "heed heads: --needle-ids: expected comma-separated integers, got '%s'\n", needle_arg);
+            goto done;
+        }
+        if (needle_text && (!cli_load_tokenizer(&tok, ctx, model, 1, "heads") ||
+                            heed_tokenize(ctx, &needle, &n_needle, tok, needle_text, strlen(needle_text),
+                                          HEED_TOK_NO_TRUNCATE | HEED_TOK_NO_PAD) != HEED_OK)) {
+            if (tok) fprintf(stderr, "heed heads: --needle: %s\n", heed_ctx_error(ctx));
+            goto done;
+        }
+        int64_t at = -1;
+        for (int64_t i = 0; n_needle > 0 && at < 0 && i + n_needle <= T; i++)
+            if (!memcmp(ids + i, needle, sizeof(int32_t) * (size_t)n_needle)) at = i;
+        if (at < 0) {
+            fprintf(stderr, "heed heads: the needle's %lld ids do not occur in the input's %lld (a text tokenized "
+                            "apart may split differently: give --needle-ids)\n", (long long)n_needle, (long long)T);
+            goto done;
+        }
+        rows = calloc((size_t)S, sizeof *rows);
+        if (!rows) goto oom;
+        FILE *summary = json ? stderr : stdout;
+        if (!retrieval(rows, ctx, m, ids, T, at, n_needle, n_arg ? (int64_t)n_rep : n_needle, summary)) goto done;
+        qsort(rows, (size_t)S, sizeof *rows, by_score);
+        print_rows(rows, S, score, json);
+        rc = 0;
+        goto done;
+    }
     int maps = pattern || score == LAYER_SIM;
     rows = calloc((size_t)S, sizeof *rows);
     ob.recv = calloc((size_t)(S * T), sizeof(float));
@@ -318,6 +414,7 @@ done:
     free(ob.probs), free(ob.recv), free(ob.entropy), free(ob.v_norm), free(ob.resid_norm), free(ob.last);
     free(rows);
     free(ids);
+    free(needle);
     heed_tokenizer_free(tok);
     heed_model_free(m);
     heed_ctx_free(ctx);
