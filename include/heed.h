@@ -305,6 +305,20 @@ heed_status heed_moh_route(heed_ctx *ctx, float *gates, float *balance_loss, con
  * projection W_O then turns into sum_h g_h H_h W_O^h.
  * out: [B, T, H*Dv] f32 contiguous; head_out: [B, H, T, Dv] f32 view; gates: [B, T, H] contiguous. */
 heed_status heed_moh_combine(heed_ctx *ctx, float *out, const heed_tensor *head_out, const float *gates);
+/* The backward of heed_moh_combine: from d_out [B, T, H*Dv] (contiguous), head_out and gates as given to
+ * the forward, d_head_out [B, H, T, Dv] f32 view and d_gates [B, T, H] contiguous, both written (=). */
+heed_status heed_moh_combine_backward(heed_ctx *ctx, heed_tensor *d_head_out, float *d_gates, const float *d_out,
+                                      const heed_tensor *head_out, const float *gates);
+/* The backward of heed_moh_route: the gradient of sum(gates * d_gates) + balance_weight * balance_loss
+ * with respect to the router logits, written (=): d_shared_logits [T, n_shared], d_routed_logits
+ * [T, n_routed], d_alpha_logits [T, 2]; each may be NULL (not computed) and must be NULL when its input
+ * is NULL (zeros where the input has no effect: n_shared == 1, or alpha with n_shared == 0).
+ * d_gates [T, H]; the other arguments as given to heed_moh_route. The top-K choice and f_h are piecewise
+ * constant and carry no gradient (as in the Switch Transformer's loss); P_h does. */
+heed_status heed_moh_route_backward(heed_ctx *ctx, float *d_shared_logits, float *d_routed_logits,
+                                    float *d_alpha_logits, const float *d_gates, float balance_weight,
+                                    const float *shared_logits, const float *routed_logits, const float *alpha_logits,
+                                    int64_t T, int64_t n_shared, int64_t n_routed, int64_t top_k);
 
 /* ================================================================================================
  * Model files: safetensors and config

@@ -25,6 +25,14 @@ heed_status attn_resolve(heed_ctx *ctx, attn_dims *a, const heed_attn_desc *d);
 heed_status attn_check_view(heed_ctx *ctx, const char *name, const heed_tensor *t, int is_output, int64_t n0,
                             int64_t n1, int64_t n2, int64_t n3);
 
+/* Mixture-of-Head helpers shared by the routing and its backward (moh.c). moh_check_route checks the
+ * arguments of heed_moh_route other than its outputs; moh_softmax64: p [n] = softmax(x [n]) in f64;
+ * moh_top_k: picked [n_routed] = 1 for the top_k largest logits rl [n_routed] (ties: lower index). */
+heed_status moh_check_route(heed_ctx *ctx, const float *shared_logits, const float *routed_logits,
+                            const float *alpha_logits, int64_t T, int64_t n_shared, int64_t n_routed, int64_t top_k);
+void moh_softmax64(double *p, const float *x, int64_t n);
+void moh_top_k(unsigned char *picked, const float *rl, int64_t n_routed, int64_t top_k);
+
 /* HEED_ERR_UNSUPPORTED for a valid descriptor with f64 operands (references only); fast entry points
  * call it after attn_resolve. Defined in check.c. */
 heed_status attn_check_fast(heed_ctx *ctx, const heed_attn_desc *d);

@@ -19,8 +19,7 @@ static heed_status check_logits(heed_ctx *ctx, const char *name, const float *x,
     return HEED_OK;
 }
 
-/* p = softmax(x), in f64. p: [n] out; x: [n]. */
-static void softmax64(double *p, const float *x, int64_t n)
+void moh_softmax64(double *p, const float *x, int64_t n)
 {
     double mx = x[0], sum = 0;
     for (int64_t i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
@@ -28,13 +27,23 @@ static void softmax64(double *p, const float *x, int64_t n)
     for (int64_t i = 0; i < n; i++) p[i] /= sum;
 }
 
-heed_status heed_moh_route(heed_ctx *ctx, float *gates, float *balance_loss, const float *shared_logits,
-                           const float *routed_logits, const float *alpha_logits, int64_t T, int64_t n_shared,
-                           int64_t n_routed, int64_t top_k)
+void moh_top_k(unsigned char *picked, const float *rl, int64_t n_routed, int64_t top_k)
+{
+    /* By logit (the softmax is monotonic and logits compare exactly); strict > keeps the lower index
+     * on ties. */
+    memset(picked, 0, (size_t)n_routed);
+    for (int64_t r = 0; r < top_k; r++) {
+        int64_t best = -1;
+        for (int64_t i = 0; i < n_routed; i++)
+            if (!picked[i] && (best < 0 || rl[i] > rl[best])) best = i;
+        picked[best] = 1;
+    }
+}
+
+heed_status moh_check_route(heed_ctx *ctx, const float *shared_logits, const float *routed_logits,
+                            const float *alpha_logits, int64_t T, int64_t n_shared, int64_t n_routed, int64_t top_k)
 {
     heed_status s;
-    if (!ctx) return HEED_ERR_INVALID;
-    if (!gates) return heed_fail(ctx, HEED_ERR_INVALID, "gates: NULL, expected [T, n_shared + n_routed]");
     if (T < 1) return heed_fail(ctx, HEED_ERR_INVALID, "T: %lld, expected >= 1 token", (long long)T);
     if (n_shared < 0) return heed_fail(ctx, HEED_ERR_INVALID, "n_shared: %lld, expected >= 0", (long long)n_shared);
     if (n_routed < 1) return heed_fail(ctx, HEED_ERR_INVALID, "n_routed: %lld, expected >= 1", (long long)n_routed);
@@ -46,6 +55,19 @@ heed_status heed_moh_route(heed_ctx *ctx, float *gates, float *balance_loss, con
         if ((s = check_logits(ctx, "shared_logits", shared_logits, T, n_shared)) != HEED_OK) return s;
     if (n_shared > 0)
         if ((s = check_logits(ctx, "alpha_logits", alpha_logits, T, 2)) != HEED_OK) return s;
+    return HEED_OK;
+}
+
+heed_status heed_moh_route(heed_ctx *ctx, float *gates, float *balance_loss, const float *shared_logits,
+                           const float *routed_logits, const float *alpha_logits, int64_t T, int64_t n_shared,
+                           int64_t n_routed, int64_t top_k)
+{
+    heed_status s;
+    if (!ctx) return HEED_ERR_INVALID;
+    if (!gates) return heed_fail(ctx, HEED_ERR_INVALID, "gates: NULL, expected [T, n_shared + n_routed]");
+    if ((s = moh_check_route(ctx, shared_logits, routed_logits, alpha_logits, T, n_shared, n_routed, top_k)) !=
+        HEED_OK)
+        return s;
 
     /* p: [n_routed] this token's routed probabilities; P: [n_routed] their sum over tokens;
      * ps: [n_shared] shared probabilities; count: [n_routed] tokens that route to each head;
@@ -65,26 +87,18 @@ heed_status heed_moh_route(heed_ctx *ctx, float *gates, float *balance_loss, con
         double alpha1 = 1, alpha2 = 1;
         if (n_shared > 0) {
             double a2[2];
-            softmax64(a2, alpha_logits + t * 2, 2);
+            moh_softmax64(a2, alpha_logits + t * 2, 2);
             alpha1 = 2 * a2[0], alpha2 = 2 * a2[1];
-            if (shared_logits) softmax64(ps, shared_logits + t * n_shared, n_shared);
+            if (shared_logits) moh_softmax64(ps, shared_logits + t * n_shared, n_shared);
             else ps[0] = 1; /* one shared head: the softmax of one logit */
             for (int64_t h = 0; h < n_shared; h++) g[h] = (float)(alpha1 * (double)n_shared * ps[h]);
         }
         const float *rl = routed_logits + t * n_routed;
-        softmax64(p, rl, n_routed);
-        /* Top K by logit (the softmax is monotonic and logits compare exactly); strict > keeps the
-         * lower index on ties. */
-        memset(picked, 0, nr);
+        moh_softmax64(p, rl, n_routed);
+        moh_top_k(picked, rl, n_routed, top_k);
         double kept = 0;
-        for (int64_t r = 0; r < top_k; r++) {
-            int64_t best = -1;
-            for (int64_t i = 0; i < n_routed; i++)
-                if (!picked[i] && (best < 0 || rl[i] > rl[best])) best = i;
-            picked[best] = 1;
-            kept += p[best];
-            count[best]++;
-        }
+        for (int64_t i = 0; i < n_routed; i++)
+            if (picked[i]) kept += p[i], count[i]++;
         for (int64_t i = 0; i < n_routed; i++) {
             P[i] += p[i];
             g[n_shared + i] = picked[i] ? (float)(alpha2 * (double)top_k * p[i] / kept) : 0.0f;
