@@ -30,6 +30,7 @@ struct heed_data {
 
 uint64_t heed_rng_below(uint64_t *state, uint64_t n)
 {
+    if (n <= 1) return 0;
     /* Reject the top 2^64 mod n values so every residue is equally likely. */
     uint64_t limit = UINT64_MAX - UINT64_MAX % n;
     uint64_t x;
