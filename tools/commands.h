@@ -9,6 +9,7 @@ int cmd_run(int argc, char **argv); /* heed run: generate text (tools/run.c) */
 int cmd_ppl(int argc, char **argv); /* heed ppl: sliding-window perplexity (tools/ppl.c) */
 int cmd_embed(int argc, char **argv); /* heed embed: pooled sentence embedding (tools/embed.c) */
 int cmd_train_tokenizer(int argc, char **argv); /* heed train-tokenizer: byte-level BPE (tools/train_tokenizer.c) */
+int cmd_inspect(int argc, char **argv); /* heed inspect: the attention viewer page (tools/inspect.c) */
 int cmd_heads(int argc, char **argv); /* heed heads: rank attention heads by a score (tools/heads.c) */
 
 #endif

@@ -21,6 +21,7 @@ static const command commands[] = {
     {"run", cmd_run, "`heed run -m MODEL (-p TEXT | --ids IDS) [-n N] [--greedy] [--temp T ...]`: generate"},
     {"ppl", cmd_ppl, "`heed ppl -m MODEL (-f FILE | --ids IDS) [--ctx N] [--stride S]`: sliding-window perplexity"},
     {"embed", cmd_embed, "`heed embed -m MODEL (-p TEXT | --ids IDS) [--pool mean|cls|last|eos]`: embedding"},
+    {"inspect", cmd_inspect, "`heed inspect -m MODEL (-p TEXT | --ids IDS) -o OUT.html`: attention viewer page"},
     {"heads", cmd_heads, "`heed heads -m MODEL --score sink|induction|... [--json]`: rank attention heads"},
 };
 
