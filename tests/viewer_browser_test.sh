@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# viewer_browser_test.sh — the page `heed inspect` writes, opened in headless Chromium (Debian's chromium):
+# the DOM its script builds (grid cells = layers x heads, score selector and tables, a head's token view and a
+# pinned token), a hostile --title that stays text, screenshots that are not blank (counted by png_ink), the
+# --png heatmaps, and a 4096-token page: its size bounded and its DOM built within a time limit.
+# Exits 77 (ctest: skipped) only when chromium is not installed.
+# Usage: viewer_browser_test.sh HEED PNG_INK
+set -u
+heed="$1" png_ink="$2"
+data="$(cd "$(dirname "$0")" && pwd)/data"
+. "$(dirname "$0")/check.sh"
+chrome=$(command -v chromium || command -v chromium-browser || true)
+if [ -z "$chrome" ]; then
+  echo "viewer_browser: SKIPPED: chromium is not installed (scripts/deps.sh installs Debian's chromium)"
+  exit 77
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# Headless, with a profile of its own; virtual time lets the page's asynchronous decoding finish first.
+browse() {
+  timeout 300 "$chrome" --headless --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir="$tmp/profile" \
+    --virtual-time-budget=20000 "$@" 2>/dev/null
+}
+n_of() { grep -o -- "$1" "$2" | wc -l; } # occurrences of a pattern in a file
+
+# gpt2's golden checkpoint (2 layers x 4 heads) with the gpt2 tokenizer; 40 ids below its vocabulary of 320
+m="$tmp/gpt2"
+mkdir -p "$m"
+ln -s "$data/models/gpt2"/*.json "$data/models/gpt2"/*.safetensors "$m"/
+cp "$data/tok/gpt2"/tokenizer*.json "$m"/
+ids=$(awk 'BEGIN { for (i = 0; i < 40; i++) printf "%s%d", i ? "," : "", (i * 37 + 11) % 300 }')
+title='</script><script>document.body.dataset.pwned=1</script><!--'
+if "$heed" inspect -m "$m" --ids "$ids" -o "$tmp/page.html" --png "$tmp/png" --title "$title" 2>"$tmp/err"; then ok
+else bad "inspect: $(cat "$tmp/err")"; fi
+[ "$(ls "$tmp/png" 2>/dev/null | grep -c '^L[01]_H[0-3]\.png$')" -eq 8 ] && ok || bad "--png: $(ls "$tmp/png")"
+read -r w h _ colour < <("$png_ink" "$tmp/png/L1_H2.png")
+[ "${w:-0}" -gt 400 ] && [ "${h:-0}" -ge 400 ] && [ "${colour:-0}" -gt 100000 ] && ok ||
+  bad "--png L1_H2.png: ${w:-?} x ${h:-?}, ${colour:-?} coloured pixels"
+grep -Eq 'https?://|<script src|<link ' "$tmp/page.html" && bad "the page refers to something outside it" || ok
+
+# the grid, the score selector and tables the script builds; the title stays text
+browse --dump-dom "file://$tmp/page.html" >"$tmp/dom.html"
+grep -q '<body data-ready="1"' "$tmp/dom.html" && ok || bad "thumbnails not drawn (no data-ready)"
+[ "$(n_of 'class="cell[ "]' "$tmp/dom.html")" -eq 8 ] && ok || bad "grid: $(n_of 'class="cell[ "]' "$tmp/dom.html") cells, expected 2 x 4"
+[ "$(n_of '<option' "$tmp/dom.html")" -eq 7 ] && ok || bad "score selector: $(n_of '<option' "$tmp/dom.html") options, expected 7"
+[ "$(n_of '<table class="score"' "$tmp/dom.html")" -eq 6 ] && ok || bad "$(n_of '<table class="score"' "$tmp/dom.html") score tables, expected 6"
+grep -q 'data-pwned' "$tmp/dom.html" && bad "a script from the title ran" || ok
+[ "$(n_of '<script' "$tmp/dom.html")" -eq 2 ] && ok || bad "$(n_of '<script' "$tmp/dom.html") script elements, expected 2"
+grep -qF '<h1 id="title">&lt;/script&gt;&lt;script&gt;document.body.dataset.pwned=1&lt;/script&gt;&lt;!--</h1>' \
+  "$tmp/dom.html" && ok || bad "the title is not shown as text"
+
+# a head opened from the address, with query 30 pinned: its token view holds both columns
+browse --dump-dom "file://$tmp/page.html#L1H2q30" >"$tmp/dom2.html"
+grep -q 'data-head="L1H2"' "$tmp/dom2.html" && grep -q 'data-pinned="q30"' "$tmp/dom2.html" && ok ||
+  bad "head L1H2 with q30 pinned: $(grep -o '<body[^>]*>' "$tmp/dom2.html")"
+[ "$(n_of 'class="tok' "$tmp/dom2.html")" -eq 80 ] && ok || bad "token view: $(n_of 'class="tok' "$tmp/dom2.html") tokens, expected 2 x 40"
+
+# screenshots: the checker sees a blank page as blank, and the head view as coloured (thumbnails, heatmap)
+echo '<!DOCTYPE html><html><body></body></html>' >"$tmp/blank.html"
+browse --window-size=800,600 --screenshot="$tmp/blank.png" "file://$tmp/blank.html" >/dev/null
+read -r w h ink colour < <("$png_ink" "$tmp/blank.png")
+[ "${w:-0}" -eq 800 ] && [ "${ink:-1}" -eq 0 ] && ok || bad "blank page: ${w:-?} wide, ${ink:-?} inked pixels"
+browse --window-size=1280,1000 --screenshot="$tmp/shot.png" "file://$tmp/page.html#L1H2q30" >/dev/null
+read -r w h ink colour < <("$png_ink" "$tmp/shot.png")
+# the heatmap alone is 520 x 520 coloured pixels
+[ "${w:-0}" -eq 1280 ] && [ "${ink:-0}" -gt 250000 ] && [ "${colour:-0}" -gt 250000 ] && ok ||
+  bad "screenshot: ${w:-?} x ${h:-?}, ${ink:-?} inked and ${colour:-?} coloured pixels"
+
+# 4096 tokens (llama3-new: RoPE, no position table) with the full map of one head: size and time to build
+big=$(awk 'BEGIN { x = 7; printf "1"; for (i = 1; i < 4096; i++) { x = (x * 1103515245 + 12345) % 2147483648;
+                   printf ",%d", 3 + int(x / 65536) % 317 } }')
+if "$heed" inspect -m "$data/models/llama3-new" --ids "$big" --layers 0 --heads 0 -o "$tmp/big.html" 2>"$tmp/err"; then ok
+else bad "inspect 4096 tokens: $(cat "$tmp/err")"; fi
+size=$(stat -c %s "$tmp/big.html" 2>/dev/null || echo 0)
+[ "$size" -gt 1000000 ] && [ "$size" -lt 12000000 ] && ok || bad "4096-token page: $size bytes, expected 1 to 12 MB"
+t0=$(date +%s%N)
+browse --dump-dom "file://$tmp/big.html#L0H0q4000" >"$tmp/bigdom.html"
+ms=$((($(date +%s%N) - t0) / 1000000))
+grep -q 'data-head="L0H0"' "$tmp/bigdom.html" && grep -q 'data-pinned="q4000"' "$tmp/bigdom.html" && ok ||
+  bad "4096 tokens: head L0H0 with q4000 pinned not built: $(grep -o '<body[^>]*>' "$tmp/bigdom.html")"
+[ "$(n_of 'class="tok' "$tmp/bigdom.html")" -eq 8192 ] && ok || bad "4096 tokens: $(n_of 'class="tok' "$tmp/bigdom.html") tokens"
+# a generous limit: the machines running the suite are shared (about 10 s on an idle core)
+[ "$ms" -lt 120000 ] && ok || bad "4096 tokens: chromium took $ms ms"
+
+finish viewer_browser "4096-token page $size bytes, built in chromium in $ms ms"
