@@ -9,13 +9,37 @@ set -u
 heed="$1" png_ink="$2"
 data="$(cd "$(dirname "$0")" && pwd)/data"
 . "$(dirname "$0")/check.sh"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# heed inspect's errors (these need no browser): a clear message, a non-zero status, no file written
+m1="$data/models/llama3-old"
+err() { # EXPECTED-MESSAGE ARGS...: fails unless heed inspect exits non-zero saying EXPECTED-MESSAGE
+  local want="$1"
+  shift
+  if "$heed" inspect "$@" >/dev/null 2>"$tmp/err"; then bad "inspect $* exited 0"
+  elif grep -qF -- "$want" "$tmp/err"; then ok
+  else bad "inspect $*: expected '$want', got: $(cat "$tmp/err")"; fi
+}
+err "-o OUT.html is required" -m "$m1" --ids 1,2
+err "-m MODEL is required" --ids 1,2 -o "$tmp/x.html"
+err "unknown option" -m "$m1" --ids 1,2 -o "$tmp/x.html" --zoom 2
+err "--layers 2: expected" -m "$m1" --ids 1,2,3 -o "$tmp/x.html" --layers 2
+err "--heads 1-x: expected" -m "$m1" --ids 1,2,3 -o "$tmp/x.html" --heads 1-x
+err "--heads 3-1: expected" -m "$m1" --ids 1,2,3 -o "$tmp/x.html" --heads 3-1
+err "tokenizer.json" -m "$m1" -p hello -o "$tmp/x.html"
+err "outside the vocabulary" -m "$m1" --ids 1,400 -o "$tmp/x.html"
+[ -e "$tmp/x.html" ] && bad "a failed inspect wrote its page" || ok
+touch "$tmp/file"
+err "--png $tmp/file/png: cannot create" -m "$m1" --ids 1,2,3 -o "$tmp/x.html" --png "$tmp/file/png"
+err "/nonexistent-dir/x.html" -m "$m1" --ids 1,2,3 -o /nonexistent-dir/x.html
+
 chrome=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$chrome" ]; then
   echo "viewer_browser: SKIPPED: chromium is not installed (scripts/deps.sh installs Debian's chromium)"
+  [ "$fail" -eq 0 ] || finish viewer_browser
   exit 77
 fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 # Headless, with a profile of its own; virtual time lets the page's asynchronous decoding finish first.
 browse() {
   timeout 300 "$chrome" --headless --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir="$tmp/profile" \
@@ -38,8 +62,9 @@ read -r w h _ colour < <("$png_ink" "$tmp/png/L1_H2.png")
   bad "--png L1_H2.png: ${w:-?} x ${h:-?}, ${colour:-?} coloured pixels"
 grep -Eq 'https?://|<script src|<link ' "$tmp/page.html" && bad "the page refers to something outside it" || ok
 
-# the grid, the score selector and tables the script builds; the title stays text
-browse --dump-dom "file://$tmp/page.html" >"$tmp/dom.html"
+# the grid, the score selector and tables the script builds, the title as text, and a head opened from the
+# address with query 30 pinned: its token view holds both columns
+browse --dump-dom "file://$tmp/page.html#L1H2q30" >"$tmp/dom.html"
 grep -q '<body data-ready="1"' "$tmp/dom.html" && ok || bad "thumbnails not drawn (no data-ready)"
 [ "$(n_of 'class="cell[ "]' "$tmp/dom.html")" -eq 8 ] && ok || bad "grid: $(n_of 'class="cell[ "]' "$tmp/dom.html") cells, expected 2 x 4"
 [ "$(n_of '<option' "$tmp/dom.html")" -eq 7 ] && ok || bad "score selector: $(n_of '<option' "$tmp/dom.html") options, expected 7"
@@ -48,12 +73,9 @@ grep -q 'data-pwned' "$tmp/dom.html" && bad "a script from the title ran" || ok
 [ "$(n_of '<script' "$tmp/dom.html")" -eq 2 ] && ok || bad "$(n_of '<script' "$tmp/dom.html") script elements, expected 2"
 grep -qF '<h1 id="title">&lt;/script&gt;&lt;script&gt;document.body.dataset.pwned=1&lt;/script&gt;&lt;!--</h1>' \
   "$tmp/dom.html" && ok || bad "the title is not shown as text"
-
-# a head opened from the address, with query 30 pinned: its token view holds both columns
-browse --dump-dom "file://$tmp/page.html#L1H2q30" >"$tmp/dom2.html"
-grep -q 'data-head="L1H2"' "$tmp/dom2.html" && grep -q 'data-pinned="q30"' "$tmp/dom2.html" && ok ||
-  bad "head L1H2 with q30 pinned: $(grep -o '<body[^>]*>' "$tmp/dom2.html")"
-[ "$(n_of 'class="tok' "$tmp/dom2.html")" -eq 80 ] && ok || bad "token view: $(n_of 'class="tok' "$tmp/dom2.html") tokens, expected 2 x 40"
+grep -q 'data-head="L1H2"' "$tmp/dom.html" && grep -q 'data-pinned="q30"' "$tmp/dom.html" && ok ||
+  bad "head L1H2 with q30 pinned: $(grep -o '<body[^>]*>' "$tmp/dom.html")"
+[ "$(n_of 'class="tok' "$tmp/dom.html")" -eq 80 ] && ok || bad "token view: $(n_of 'class="tok' "$tmp/dom.html") tokens, expected 2 x 40"
 
 # screenshots: the checker sees a blank page as blank, and the head view as coloured (thumbnails, heatmap)
 echo '<!DOCTYPE html><html><body></body></html>' >"$tmp/blank.html"
