@@ -460,10 +460,11 @@ int cmd_bench(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "attn")) return bench_attn(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "model")) return bench_model(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "train")) return bench_train(argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         usage(stdout);
         return 0;
     }
-    fprintf(stderr, "heed bench: expected a benchmark name: attn or model (heed bench attn --help)\n");
+    fprintf(stderr, "heed bench: expected a benchmark name: attn, model or train (heed bench attn --help)\n");
     return 2;
 }

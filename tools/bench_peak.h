@@ -21,5 +21,7 @@ double bench_read_bw_gbps(int n_threads, size_t bytes, int reps);
 
 /* `heed bench model ...` (tools/bench_model.c); argv[0] is "model". */
 int bench_model(int argc, char **argv);
+/* `heed bench train ...` (tools/bench_train.c); argv[0] is "train". */
+int bench_train(int argc, char **argv);
 
 #endif /* HEED_BENCH_PEAK_H */

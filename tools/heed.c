@@ -13,7 +13,7 @@ typedef struct {
 } command;
 
 static const command commands[] = {
-    {"bench", cmd_bench, "benchmarks: `heed bench attn|model [--json] [--quick]` (attention kernels, model runtime)"},
+    {"bench", cmd_bench, "benchmarks: `heed bench attn|model|train [--json] [--quick]` (kernels, runtime, trainer)"},
     {"tokenize", cmd_tokenize, "`heed tokenize -m MODEL [--no-special] < text`: JSON array of ids"},
     {"detokenize", cmd_tokenize, "`heed detokenize -m MODEL --ids 1,2,3`: the text, exactly"},
     {"train-tokenizer", cmd_train_tokenizer, "`heed train-tokenizer -f CORPUS -o DIR [--vocab N]`: byte-level BPE"},
@@ -22,6 +22,7 @@ static const command commands[] = {
     {"ppl", cmd_ppl, "`heed ppl -m MODEL (-f FILE | --ids IDS) [--ctx N] [--stride S]`: sliding-window perplexity"},
     {"embed", cmd_embed, "`heed embed -m MODEL (-p TEXT | --ids IDS) [--pool mean|cls|last|eos]`: embedding"},
     {"inspect", cmd_inspect, "`heed inspect -m MODEL (-p TEXT | --ids IDS) -o OUT.html`: attention viewer page"},
+    {"train", cmd_train, "`heed train -o DIR (--text FILE --tokenizer DIR | --data F.tok | --task KIND)`: train"},
     {"heads", cmd_heads, "`heed heads -m MODEL --score sink|induction|... [--json]`: rank attention heads"},
 };
 

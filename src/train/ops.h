@@ -8,13 +8,13 @@
 
 #include "core/core.h"
 
-/* A linear layer in Hugging Face's nn.Linear layout: w [O, I] (out features, in features).
- *   out [N, O] = inp [N, I] w^T (+ bias [O] when bias is not NULL)            (OpenBLAS sgemm) */
+/* A linear layer in Hugging Face's nn.Linear layout: w [O, In] (out features, in features).
+ *   out [N, O] = inp [N, In] w^T (+ bias [O] when bias is not NULL)            (OpenBLAS sgemm) */
 void train_linear_fwd(heed_ctx *ctx, float *out, const float *inp, const float *w, const float *bias,
-                      int64_t N, int64_t I, int64_t O);
-/*   dinp [N, I] += dout [N, O] w;   dw [O, I] += dout^T inp;   dbias [O] += sum_n dout[n] */
+                      int64_t N, int64_t In, int64_t O);
+/*   dinp [N, In] += dout [N, O] w;   dw [O, In] += dout^T inp;   dbias [O] += sum_n dout[n] */
 void train_linear_bwd(heed_ctx *ctx, float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
-                      const float *w, int64_t N, int64_t I, int64_t O);
+                      const float *w, int64_t N, int64_t In, int64_t O);
 
 /* RMSNorm as transformers' LlamaRMSNorm: out = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps).
  *   out [N, C]; rstd [N] out (saved for the backward); x [N, C]; w [C] */
