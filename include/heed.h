@@ -565,7 +565,8 @@ heed_status heed_detokenize(heed_ctx *ctx, char **text, size_t *len, const heed_
 typedef struct heed_bpe_train_opts {
     int64_t vocab_size;          /* total ids, specials included; >= n_special + 256 */
     int64_t min_frequency;       /* a pair is merged only if it occurs at least this often (>= 1) */
-    const char *const *special;  /* [n_special] special tokens (non-empty UTF-8, distinct, not one byte) */
+    const char *const *special;  /* [n_special] special tokens: non-empty UTF-8, distinct, not one byte-level
+                                  * character (see docs/tokenizers.md on decoding them) */
     int n_special;
     const char *bos, *eos;       /* NULL, or one of special: tokenizer_config.json's bos_token/eos_token */
     int add_bos;                 /* 1: the post-processor prepends bos to every encoding (needs bos) */
