@@ -69,24 +69,28 @@ static void bwd_task(void *arg, int64_t task, int thread)
     for (int64_t n0 = 0; n0 < J->N; n0 += T)
         for (int64_t s = 0; s < K; s++) {
             filter_tap(fs, J->filt, c0, cw, K, s);
-            for (int64_t c = 0; c < cw; c++) acc[c] = 0.0f;
-            for (int64_t t = s; t < T; t++) {
-                const int64_t n = n0 + t, m = n - s;
-                const float *restrict dy = J->dy + n * C + c0, *restrict g = J->g + n * C + c0;
-                const float *restrict u = J->u + m * C + c0;
-                if (J->dg) {
-                    float *restrict dg = J->dg + n * C + c0;
-                    for (int64_t c = 0; c < cw; c++) dg[c] += dy[c] * fs[c] * u[c];
+            /* row r of the pass: n = n0 + s + r (dy, g, dg), m = n - s = n0 + r (u, du) */
+            const float *dy = J->dy + (n0 + s) * C + c0, *g = J->g + (n0 + s) * C + c0, *u = J->u + n0 * C + c0;
+            if (J->dg)
+                for (int64_t r = 0; r < T - s; r++) {
+                    float *restrict dgr = J->dg + (n0 + s + r) * C + c0;
+                    const float *restrict dyr = dy + r * C, *restrict ur = u + r * C;
+                    for (int64_t c = 0; c < cw; c++) dgr[c] += dyr[c] * fs[c] * ur[c];
                 }
-                if (J->du) {
-                    float *restrict du = J->du + m * C + c0;
-                    for (int64_t c = 0; c < cw; c++) du[c] += fs[c] * (dy[c] * g[c]);
+            if (J->du)
+                for (int64_t r = 0; r < T - s; r++) {
+                    float *restrict dur = J->du + (n0 + r) * C + c0;
+                    const float *restrict dyr = dy + r * C, *restrict gr = g + r * C;
+                    for (int64_t c = 0; c < cw; c++) dur[c] += fs[c] * (dyr[c] * gr[c]);
                 }
-                if (J->dfilt)
-                    for (int64_t c = 0; c < cw; c++) acc[c] += (dy[c] * g[c]) * u[c];
-            }
-            if (J->dfilt)
+            if (J->dfilt) {
+                for (int64_t c = 0; c < cw; c++) acc[c] = 0.0f;
+                for (int64_t r = 0; r < T - s; r++) {
+                    const float *restrict dyr = dy + r * C, *restrict gr = g + r * C, *restrict ur = u + r * C;
+                    for (int64_t c = 0; c < cw; c++) acc[c] += (dyr[c] * gr[c]) * ur[c];
+                }
                 for (int64_t c = 0; c < cw; c++) J->dfilt[(c0 + c) * K + s] += acc[c];
+            }
         }
 }
 
