@@ -77,6 +77,30 @@ grep -q 'data-head="L1H2"' "$tmp/dom.html" && grep -q 'data-pinned="q30"' "$tmp/
   bad "head L1H2 with q30 pinned: $(grep -o '<body[^>]*>' "$tmp/dom.html")"
 [ "$(n_of 'class="tok' "$tmp/dom.html")" -eq 80 ] && ok || bad "token view: $(n_of 'class="tok' "$tmp/dom.html") tokens, expected 2 x 40"
 
+# interactions, dispatched by a script added to a copy of the page once head L1H2 is open: the wheel over the
+# heatmap zooms to a 20 x 20 window around its centre; hovering key 5 lights up the queries that attend to it
+sed 's|</body>|<script>\
+(function wait() {\
+  if (document.body.dataset.head !== "L1H2") return setTimeout(wait, 20);\
+  const heat = document.getElementById("heat"), r = heat.getBoundingClientRect();\
+  heat.dispatchEvent(new WheelEvent("wheel", { deltaY: -100, clientX: r.left + r.width / 2,\
+                                               clientY: r.top + r.height / 2, bubbles: true, cancelable: true }));\
+  document.querySelectorAll("#hv-k .tok")[5].dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));\
+  document.body.dataset.events = "sent";\
+})();\
+</script></body>|' "$tmp/page.html" >"$tmp/events.html"
+browse --dump-dom "file://$tmp/events.html#L1H2" >"$tmp/events_dom.html"
+grep -q 'data-events="sent"' "$tmp/events_dom.html" && ok || bad "the events were not sent"
+# (the event's coordinates are whole pixels: the window may start a row or column off the centre)
+zoom=$(grep -o '<div id="zoom" class="muted">[^<]*' "$tmp/events_dom.html")
+read -r r0 r1 c0 c1 < <(sed -n 's/.*rows \([0-9]*\)–\([0-9]*\), columns \([0-9]*\)–\([0-9]*\).*/\1 \2 \3 \4/p' <<<"$zoom")
+[ $((${r1:-0} - ${r0:-0})) -eq 19 ] && [ $((${c1:-0} - ${c0:-0})) -eq 19 ] && [ "${r0:-0}" -ge 9 ] && [ "${r0:-0}" -le 11 ] &&
+  [ "${c0:-0}" -ge 9 ] && [ "${c0:-0}" -le 11 ] && ok || bad "zoom: $zoom"
+lit=$(sed -n 's|.*<div class="col q" id="hv-q">\(.*\)</div><div><canvas id="hv-lines".*|\1|p' "$tmp/events_dom.html" |
+      grep -o 'rgba(255, 120, 0' | wc -l)
+[ "$lit" -ge 1 ] && [ "$lit" -le 35 ] && ok || bad "hovering key 5 lit $lit queries, expected 1 to 35 (those from 5 on)"
+grep -q '<div id="tip">key 5 ' "$tmp/events_dom.html" && ok || bad "tip: $(grep -o '<div id="tip">[^<]*' "$tmp/events_dom.html")"
+
 # screenshots: the checker sees a blank page as blank, and the head view as coloured (thumbnails, heatmap)
 echo '<!DOCTYPE html><html><body></body></html>' >"$tmp/blank.html"
 browse --window-size=800,600 --screenshot="$tmp/blank.png" "file://$tmp/blank.html" >/dev/null
