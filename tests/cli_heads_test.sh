@@ -89,6 +89,11 @@ hits=$(tr , '\n' <<<"$gen" | grep -cx 108)
 [ "$hits" -gt 0 ] && field score <<<"$out" | all_near "$(awk -v h="$hits" 'BEGIN { print h / 2 }')" && ok ||
   bad "uniform retrieval: $hits copies of 108 in [$gen]: $out"
 grep -q "needle recall 0.5$" "$tmp/err" && ok || bad "needle recall: $(cat "$tmp/err")"
+# a --needle text is found in the -p text by its ids (gpt2's byte-level BPE: one id per character here)
+mkdir -p "$tmp/gpt2tok" && ln -sf "$data/models/gpt2"/*.json "$data/models/gpt2"/model.safetensors "$tmp/gpt2tok"/ &&
+  cp "$data/tok/gpt2"/tokenizer*.json "$tmp/gpt2tok"/
+out=$("$heed" heads -m "$tmp/gpt2tok" --score retrieval -p "q.x.q.y.z" --needle ".y" -n 3 --json 2>&1 >/dev/null)
+grep -q '^needle at \[5, 7) of 9 tokens' <<<"$out" && ok || bad "--needle .y in q.x.q.y.z: $out"
 "$heed" heads -m "$m" --score retrieval --ids 1,2,3 --needle-ids 4 2>"$tmp/err"; [ $? -eq 1 ] &&
   grep -q 'do not occur' "$tmp/err" && ok || bad "absent needle: $(cat "$tmp/err")"
 "$heed" heads -m "$m" --score sink --ids 1,2,3 --needle-ids 2 2>"$tmp/err"; [ $? -eq 2 ] && ok || bad "--needle-ids with sink"

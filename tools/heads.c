@@ -339,7 +339,7 @@ int cmd_heads(int argc, char **argv)
             fprintf(stderr, "heed heads: --needle-ids: expected comma-separated integers, got '%s'\n", needle_arg);
             goto done;
         }
-        if (needle_text && (!cli_load_tokenizer(&tok, ctx, model, 1, "heads") ||
+        if (needle_text && ((!tok && !cli_load_tokenizer(&tok, ctx, model, 1, "heads")) ||
                             heed_tokenize(ctx, &needle, &n_needle, tok, needle_text, strlen(needle_text),
                                           HEED_TOK_NO_TRUNCATE | HEED_TOK_NO_PAD) != HEED_OK)) {
             if (tok) fprintf(stderr, "heed heads: --needle: %s\n", heed_ctx_error(ctx));
