@@ -78,7 +78,8 @@ grep -q 'data-head="L1H2"' "$tmp/dom.html" && grep -q 'data-pinned="q30"' "$tmp/
 [ "$(n_of 'class="tok' "$tmp/dom.html")" -eq 80 ] && ok || bad "token view: $(n_of 'class="tok' "$tmp/dom.html") tokens, expected 2 x 40"
 
 # interactions, dispatched by a script added to a copy of the page once head L1H2 is open: the wheel over the
-# heatmap zooms to a 20 x 20 window around its centre; hovering key 5 lights up the queries that attend to it
+# heatmap zooms to a 20 x 20 window around its centre; hovering key 5 lights up the queries that attend to it;
+# choosing the last score (entropy, index 5) in the selector recolours the grid and retitles its cells
 sed 's|</body>|<script>\
 (function wait() {\
   if (document.body.dataset.head !== "L1H2") return setTimeout(wait, 20);\
@@ -86,6 +87,9 @@ sed 's|</body>|<script>\
   heat.dispatchEvent(new WheelEvent("wheel", { deltaY: -100, clientX: r.left + r.width / 2,\
                                                clientY: r.top + r.height / 2, bubbles: true, cancelable: true }));\
   document.querySelectorAll("#hv-k .tok")[5].dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));\
+  const sel = document.getElementById("score");\
+  sel.value = "5";\
+  sel.dispatchEvent(new Event("change"));\
   document.body.dataset.events = "sent";\
 })();\
 </script></body>|' "$tmp/page.html" >"$tmp/events.html"
@@ -100,6 +104,8 @@ lit=$(sed -n 's|.*<div class="col q" id="hv-q">\(.*\)</div><div><canvas id="hv-l
       grep -o 'rgba(255, 120, 0' | wc -l)
 [ "$lit" -ge 1 ] && [ "$lit" -le 35 ] && ok || bad "hovering key 5 lit $lit queries, expected 1 to 35 (those from 5 on)"
 grep -q '<div id="tip">key 5 ' "$tmp/events_dom.html" && ok || bad "tip: $(grep -o '<div id="tip">[^<]*' "$tmp/events_dom.html")"
+[ "$(n_of 'class="cell[^"]*"[^>]*title="L[01] H[0-3] entropy = [0-9.]*"' "$tmp/events_dom.html")" -eq 8 ] && ok ||
+  bad "after choosing entropy: $(grep -o '<div class="cell[^>]*>' "$tmp/events_dom.html" | head -2)"
 
 # screenshots: the checker sees a blank page as blank, and the head view as coloured (thumbnails, heatmap)
 echo '<!DOCTYPE html><html><body></body></html>' >"$tmp/blank.html"
