@@ -405,6 +405,7 @@ static void test_png(heed_ctx *ctx)
           "NaN cell: %s", heed_ctx_error(ctx));
     o.cell_px = 5000;
     CHECK(heed_png_heatmap(ctx, path, map, R, C, &o) == HEED_ERR_INVALID, "too large an image");
+    CHECK(heed_png_heatmap(ctx, path, map, 1, (int64_t)1 << 62, &o) == HEED_ERR_INVALID, "a size that would overflow");
     o.cell_px = 1;
     o.lo = 5;
     o.hi = 1;

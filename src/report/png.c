@@ -107,9 +107,9 @@ heed_status heed_png_heatmap(heed_ctx *ctx, const char *path, const float *map, 
                              const heed_png_opts *o)
 {
     if (!path || !map || !o) return heed_fail(ctx, HEED_ERR_INVALID, "heed_png_heatmap: NULL argument");
-    if (rows < 1 || cols < 1 || o->cell_px < 1)
-        return heed_fail(ctx, HEED_ERR_INVALID, "heed_png_heatmap: %s: %lld x %lld cells of %d px: expected >= 1 each",
-                         path, (long long)rows, (long long)cols, o->cell_px);
+    if (rows < 1 || cols < 1 || o->cell_px < 1 || rows > 16384 || cols > 16384 || o->cell_px > 16384)
+        return heed_fail(ctx, HEED_ERR_INVALID, "heed_png_heatmap: %s: %lld x %lld cells of %d px: expected 1 to 16384 "
+                         "each", path, (long long)rows, (long long)cols, o->cell_px);
     const int64_t px = o->cell_px, mh = rows * px, mw = cols * px;
     /* the colour bar: a gap then a strip, each a 24th of the map's width (at least 2 and 6 pixels) */
     const int64_t gap = o->colorbar ? (mw / 24 > 2 ? mw / 24 : 2) : 0, bar = o->colorbar ? (mw / 24 > 6 ? mw / 24 : 6) : 0;
