@@ -1,6 +1,6 @@
 # Makefile — the README's two commands and a few conveniences around the CMake build.
-#   make run    build heed and run its main job (until the embedded default model lands: a short
-#               attention-kernel benchmark)
+#   make run    build heed and generate a continuation of a default prompt with the embedded default
+#               model (models/default, trained by heed train)
 #   make test   the whole test suite: a Release build under ctest, then again under
 #               AddressSanitizer + UndefinedBehaviorSanitizer (clang), then each fuzz target briefly
 # Both install what is missing first (scripts/deps.sh).
@@ -19,8 +19,9 @@ build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
+PROMPT ?= And it came to pass
 run: build
-	./$(BUILD)/heed bench attn --quick
+	./$(BUILD)/heed run -p "$(PROMPT)" -n 64 --temp 0.8 --top-k 40 --seed 1
 
 test: test-release test-san
 

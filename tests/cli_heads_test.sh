@@ -98,9 +98,9 @@ grep -q '^needle at \[5, 7) of 9 tokens' <<<"$out" && ok || bad "--needle .y in 
   grep -q 'do not occur' "$tmp/err" && ok || bad "absent needle: $(cat "$tmp/err")"
 "$heed" heads -m "$m" --score sink --ids 1,2,3 --needle-ids 2 2>"$tmp/err"; [ $? -eq 2 ] && ok || bad "--needle-ids with sink"
 
-# errors: no -m, an unknown score, no input for an input score, both -p and --ids, a bad -n
-"$heed" heads --score sink --ids 1,2 2>"$tmp/err"; [ $? -eq 2 ] && grep -q -- '-m MODEL is required' "$tmp/err" && ok ||
-  bad "missing -m: $(cat "$tmp/err")"
+# errors: no -m and no default model, an unknown score, no input for an input score, both -p and --ids, a bad -n
+HEED_MODEL="$tmp/none" "$heed" heads --score sink --ids 1,2 2>"$tmp/err"; [ $? -ne 0 ] && grep -q "$tmp/none" "$tmp/err" && ok ||
+  bad "missing default model: $(cat "$tmp/err")"
 "$heed" heads -m "$m" --score nope 2>"$tmp/err"; [ $? -eq 2 ] && grep -q 'expected one of sink' "$tmp/err" && ok ||
   bad "unknown score: $(cat "$tmp/err")"
 "$heed" heads -m "$m" --score sink 2>"$tmp/err"; [ $? -eq 2 ] && grep -q 'needs an input' "$tmp/err" && ok ||

@@ -81,8 +81,8 @@ b=$("$heed" run -m "$d" --ids "$pids" -n 6 --greedy --print-ids 2>/dev/null | ta
 grep -q "prompt 10 tokens in .* tokens/s); generation 4 tokens in .* tokens/s)" "$tmp/err" && ok || bad "speeds on stderr: $(cat "$tmp/err")"
 
 # errors with a non-zero status and a clear message
-"$heed" run --ids 1,2 2>&1 >/dev/null | grep -q "no embedded default model" && ok || bad "run without -m"
-"$heed" run --ids 1,2 >/dev/null 2>&1 && bad "run without -m exited 0" || ok
+HEED_MODEL="$tmp/none" "$heed" run --ids 1,2 2>&1 >/dev/null | grep -q "$tmp/none/config.json" && ok || bad "run without a model"
+HEED_MODEL="$tmp/none" "$heed" run --ids 1,2 >/dev/null 2>&1 && bad "run without a model exited 0" || ok
 "$heed" run -m "$m" --ids 1,2 --kv streaming:sink=4,window=16 2>&1 >/dev/null | grep -q "unknown KV policy" && ok || bad "--kv streaming"
 "$heed" run -m "$m" --ids 1,2 --kv full -n 2 >/dev/null 2>&1 && ok || bad "--kv full"
 "$heed" run -m "$m" -p hello 2>&1 >/dev/null | grep -q "tokenizer.json" && ok || bad "-p without tokenizer.json"

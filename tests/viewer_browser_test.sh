@@ -22,7 +22,7 @@ err() { # EXPECTED-MESSAGE ARGS...: fails unless heed inspect exits non-zero say
   else bad "inspect $*: expected '$want', got: $(cat "$tmp/err")"; fi
 }
 err "-o OUT.html is required" -m "$m1" --ids 1,2
-err "-m MODEL is required" --ids 1,2 -o "$tmp/x.html"
+HEED_MODEL="$tmp/none" err "$tmp/none" --ids 1,2 -o "$tmp/x.html"
 err "unknown option" -m "$m1" --ids 1,2 -o "$tmp/x.html" --zoom 2
 err "--layers 2: expected" -m "$m1" --ids 1,2,3 -o "$tmp/x.html" --layers 2
 err "--heads 1-x: expected" -m "$m1" --ids 1,2,3 -o "$tmp/x.html" --heads 1-x

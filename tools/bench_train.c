@@ -12,7 +12,9 @@
 static int usage(FILE *f, int rc)
 {
     fprintf(f, "usage: heed bench train [--json] [--quick] [--threads N] [--batch B] [--seq T] [--steps N]\n"
-               "  Trains the default model shape (hidden 256, 4 layers, 8 heads / 4 KV heads, MLP 768, vocab 4096)\n"
+               "                        [--hidden C] [--layers L]\n"
+               "  Trains the default model shape (hidden 256, 4 layers, 8 heads / 4 KV heads, MLP 768, vocab 4096;\n"
+               "  --hidden C: C/32 heads of 32, half as many KV heads, MLP 3C)\n"
                "  on random tokens: B sequences of T tokens per step (default 8 x 256), N timed steps (default 4)\n"
                "  after one warm-up step. Reports tokens/s, model GFLOP/s (heed_trainer_flops_per_token) and\n"
                "  MFU = model GFLOP/s / the OpenBLAS sgemm peak measured in the same run. --quick: 1 x 64, 2 steps.\n");
@@ -22,7 +24,7 @@ static int usage(FILE *f, int rc)
 int bench_train(int argc, char **argv)
 {
     int json = 0, n_threads = 0;
-    int64_t B = 8, T = 256, steps = 4;
+    int64_t B = 8, T = 256, steps = 4, hidden = 256, layers = 4;
     for (int i = 1; i < argc; i++) {
         double v = 0;
         if (!strcmp(argv[i], "--json")) json = 1;
@@ -33,14 +35,18 @@ int bench_train(int argc, char **argv)
                 fprintf(stderr, "heed bench train: --threads %s: expected 1..4096\n", argv[i]);
                 return 2;
             }
-        } else if ((!strcmp(argv[i], "--batch") || !strcmp(argv[i], "--seq") || !strcmp(argv[i], "--steps")) &&
-                   i + 1 < argc) {
+        } else if ((!strcmp(argv[i], "--batch") || !strcmp(argv[i], "--seq") || !strcmp(argv[i], "--steps") ||
+                    !strcmp(argv[i], "--hidden") || !strcmp(argv[i], "--layers")) && i + 1 < argc) {
             const char *flag = argv[i];
-            if (!cli_parse_num(&v, argv[++i]) || v < 1 || v > 1e6 || v != (double)(int64_t)v) {
-                fprintf(stderr, "heed bench train: %s %s: expected a whole number >= 1\n", flag, argv[i]);
+            int hid = !strcmp(flag, "--hidden");
+            if (!cli_parse_num(&v, argv[++i]) || v < 1 || v > 1e6 || v != (double)(int64_t)v ||
+                (hid && (int64_t)v % 64)) {
+                fprintf(stderr, "heed bench train: %s %s: expected a whole number >= 1%s\n", flag, argv[i],
+                        hid ? ", a multiple of 64" : "");
                 return 2;
             }
-            *(!strcmp(flag, "--batch") ? &B : !strcmp(flag, "--seq") ? &T : &steps) = (int64_t)v;
+            *(!strcmp(flag, "--batch") ? &B : !strcmp(flag, "--seq") ? &T : !strcmp(flag, "--steps") ? &steps
+              : hid ? &hidden : &layers) = (int64_t)v;
         } else return usage(stderr, 2);
     }
     heed_ctx *ctx = NULL;
@@ -48,6 +54,11 @@ int bench_train(int argc, char **argv)
     heed_train_config c;
     heed_train_config_init(&c);
     c.max_seq = T;
+    c.hidden = hidden;
+    c.n_layers = layers;
+    c.n_heads = hidden / 32;
+    c.n_kv_heads = c.n_heads / 2;
+    c.intermediate = 3 * hidden;
     int32_t *in = malloc(sizeof(int32_t) * (size_t)(2 * B * T));
     int rc = 1;
     heed_status s = in ? heed_ctx_create(&ctx, n_threads) : HEED_ERR_NOMEM;

@@ -68,12 +68,28 @@ int cli_input_ids(int32_t **ids, int64_t *n, heed_ctx *ctx, const heed_tokenizer
     return 0;
 }
 
-int cli_check_model_kv(const char *model, const char *kv, const char *cmd)
+const char *cli_default_model(const char *cmd)
 {
-    if (!model) {
-        fprintf(stderr, "heed %s: -m MODEL is required: heed has no embedded default model yet (issue 4)\n", cmd);
-        return 0;
+    const char *env = getenv("HEED_MODEL");
+    if (env && *env) return env;
+    static const char *const dirs[] = {HEED_SOURCE_MODEL_DIR, HEED_INSTALL_MODEL_DIR};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/config.json", dirs[i]);
+        FILE *f = fopen(path, "rb");
+        if (f) {
+            fclose(f);
+            return dirs[i];
+        }
     }
+    fprintf(stderr, "heed %s: no -m MODEL given and the default model is in none of $HEED_MODEL, %s, %s\n", cmd,
+            HEED_SOURCE_MODEL_DIR, HEED_INSTALL_MODEL_DIR);
+    return NULL;
+}
+
+int cli_check_model_kv(const char **model, const char *kv, const char *cmd)
+{
+    if (!*model && !(*model = cli_default_model(cmd))) return 0;
     if (kv && strcmp(kv, "full")) {
         fprintf(stderr, "heed %s: --kv %s: unknown KV policy (only `full` exists so far)\n", cmd, kv);
         return 0;

@@ -26,10 +26,15 @@ int cli_load_tokenizer(heed_tokenizer **tok, heed_ctx *ctx, const char *model, i
 int cli_input_ids(int32_t **ids, int64_t *n, heed_ctx *ctx, const heed_tokenizer *tok, const char *text,
                   const char *ids_arg, const char *cmd);
 
-/* The checks every model command makes on -m and --kv: MODEL is required until the embedded default
- * model exists (issue 4), and `full` is the only KV cache policy so far (kv NULL: full). Returns 1 when
- * both are fine, 0 after printing why. */
-int cli_check_model_kv(const char *model, const char *kv, const char *cmd);
+/* The embedded default model (models/default, trained by heed train; models/default/README.md): the
+ * directory named by $HEED_MODEL, else the source tree's models/default, else the installed copy
+ * (DATADIR/heed/models/default). NULL after printing why when none exists. */
+const char *cli_default_model(const char *cmd);
+
+/* The checks every model command makes on -m and --kv: a missing MODEL (*model NULL) becomes the
+ * default model, and `full` is the only KV cache policy so far (kv NULL: full). Returns 1 when both
+ * are fine, 0 after printing why. */
+int cli_check_model_kv(const char **model, const char *kv, const char *cmd);
 
 /* Loads the model directory dir into *m and applies the runtime options that are not NAN: rope_base
  * (--rope-base) and log_n0 (--attn-log-scale). Returns 1 on success, 0 after printing "heed CMD: ..."

@@ -66,7 +66,7 @@ int cmd_embed(int argc, char **argv)
         fprintf(stderr, "heed embed: --pool %s: expected mean, cls, last or eos\n", pool);
         return 2;
     }
-    if (!cli_check_model_kv(model, NULL, "embed")) return 2;
+    if (!cli_check_model_kv(&model, NULL, "embed")) return 2;
     heed_ctx *ctx = NULL;
     heed_model *m = NULL;
     heed_tokenizer *tok = NULL;

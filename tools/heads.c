@@ -283,7 +283,7 @@ int cmd_heads(int argc, char **argv)
                         "number, --threads 1..4096\n");
         return 2;
     }
-    if (!cli_check_model_kv(model, NULL, "heads")) return 2;
+    if (!cli_check_model_kv(&model, NULL, "heads")) return 2;
     if (text && ids_arg) {
         fprintf(stderr, "heed heads: give -p TEXT or --ids IDS, not both\n");
         return 2;

@@ -149,7 +149,7 @@ int cmd_inspect(int argc, char **argv)
         fprintf(stderr, "heed inspect: -o OUT.html is required\n");
         return usage(stderr, 2);
     }
-    if (!cli_check_model_kv(model, NULL, "inspect")) return 2;
+    if (!cli_check_model_kv(&model, NULL, "inspect")) return 2;
 
     heed_ctx *ctx = NULL;
     heed_model *m = NULL;

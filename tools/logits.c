@@ -50,10 +50,11 @@ int cmd_logits(int argc, char **argv)
             return usage(stderr, 2);
         }
     }
-    if (!model || !ids_arg || !out) {
-        fprintf(stderr, "heed logits: -m MODEL, --ids IDS and -o OUT.safetensors are required\n");
+    if (!ids_arg || !out) {
+        fprintf(stderr, "heed logits: --ids IDS and -o OUT.safetensors are required\n");
         return usage(stderr, 2);
     }
+    if (!model && !(model = cli_default_model("logits"))) return 2;
     int32_t *ids = NULL, *types = NULL;
     int64_t T = 0, nt = 0;
     if (!cli_parse_ids(&ids, &T, ids_arg) || T == 0 ||

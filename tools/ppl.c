@@ -97,7 +97,7 @@ int cmd_ppl(int argc, char **argv)
         }
         if (str) *str = v;
     }
-    if (!cli_check_model_kv(model, kv, "ppl")) return 2;
+    if (!cli_check_model_kv(&model, kv, "ppl")) return 2;
     if (!file == !ids_arg) {
         fprintf(stderr, "heed ppl: give exactly one of -f FILE and --ids IDS\n");
         return 2;

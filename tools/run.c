@@ -140,7 +140,7 @@ int cmd_run(int argc, char **argv)
                         "number >= 0, --repeat-penalty a number > 0\n");
         return 2;
     }
-    if (!cli_check_model_kv(model, kv, "run")) return 2;
+    if (!cli_check_model_kv(&model, kv, "run")) return 2;
     heed_ctx *ctx = NULL;
     heed_model *m = NULL;
     heed_tokenizer *tok = NULL;

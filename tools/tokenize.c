@@ -94,10 +94,7 @@ int cmd_tokenize(int argc, char **argv)
             return usage(cmd, stderr, 2);
         }
     }
-    if (!model) {
-        fprintf(stderr, "heed %s: -m MODEL is required (a directory holding tokenizer.json)\n", cmd);
-        return 2;
-    }
+    if (!model && !(model = cli_default_model(cmd))) return 2;
     if (dec && !ids_arg) {
         fprintf(stderr, "heed detokenize: --ids is required\n");
         return 2;

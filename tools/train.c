@@ -19,10 +19,13 @@ static int usage(FILE *f, int rc)
         "usage: heed train -o DIR (--text FILE --tokenizer DIR | --data FILE.tok | --task KIND) [options]\n"
         "       heed train -o DIR --resume [--steps N ...]      continue the checkpoint in DIR exactly\n"
         "data:\n"
-        "  --text FILE --tokenizer TOKDIR  a UTF-8 corpus encoded with TOKDIR/tokenizer.json (no special\n"
-        "                      tokens inside; each row starts with BOS when the tokenizer has one)\n"
+        "  --text FILE --tokenizer TOKDIR  a UTF-8 corpus encoded with TOKDIR/tokenizer.json; documents\n"
+        "                      are separated by blank lines and each ends with EOS (tokenizer_config.json's\n"
+        "                      eos_token); each row starts with BOS when the tokenizer adds one\n"
         "  --data FILE.tok     a token file (docs/training.md)\n"
         "  --heldout F         fraction of the corpus/token file held out for evaluation (0.01)\n"
+        "  --repeat-frac P     share of text rows whose first half is repeated (teaches copying; 0)\n"
+        "  --repeat-shuffle    shuffle the tokens of that half first, so that only copying predicts it\n"
         "  --task mqar|backcopy|bursty|repeat   a synthetic task with the papers' defaults, and\n"
         "  --task-vocab V --pairs N --triggers K --copies-only --classes K --labels L --burstiness B\n"
         "model (new runs):\n"
@@ -43,8 +46,8 @@ static int usage(FILE *f, int rc)
 
 typedef struct opts {
     const char *out, *text, *tokdir, *data, *task, *log, *mixer;
-    int resume, untied, bf16, n_threads, copies_only;
-    double heldout, lr, min_lr, wd, clip, beta2, rope_theta, moh_balance;
+    int resume, untied, bf16, n_threads, copies_only, repeat_shuffle;
+    double heldout, lr, min_lr, wd, clip, beta2, rope_theta, moh_balance, repeat_frac;
     int64_t layers, hidden, heads, kv_heads, head_dim, ffn, seq, window, conv_kernel, moh[2], s2[3];
     int64_t steps, batch, accum, warmup, seed, eval_every, eval_batches, save_every;
     int64_t task_vocab, pairs, triggers, classes, labels, burstiness;
@@ -101,7 +104,8 @@ static int parse(opts *o, int argc, char **argv)
         struct { const char *flag; double *dst; double lo, hi; } reals[] = {
             {"--heldout", &o->heldout, 0, 0.99}, {"--lr", &o->lr, 0, 10}, {"--min-lr", &o->min_lr, 0, 10},
             {"--wd", &o->wd, 0, 10}, {"--clip", &o->clip, 0, 1e9}, {"--beta2", &o->beta2, 0, 0.99999},
-            {"--rope-theta", &o->rope_theta, 1e-3, 1e12}, {"--moh-balance", &o->moh_balance, 0, 1e3}};
+            {"--rope-theta", &o->rope_theta, 1e-3, 1e12}, {"--moh-balance", &o->moh_balance, 0, 1e3},
+            {"--repeat-frac", &o->repeat_frac, 0, 1}};
         struct { const char *flag; const char **dst; } strs[] = {
             {"-o", &o->out}, {"--text", &o->text}, {"--tokenizer", &o->tokdir}, {"--data", &o->data},
             {"--task", &o->task}, {"--log", &o->log}, {"--mixer", &o->mixer}};
@@ -131,6 +135,7 @@ static int parse(opts *o, int argc, char **argv)
         else if (!strcmp(a, "--untied")) o->untied = 1;
         else if (!strcmp(a, "--bf16")) o->bf16 = 1;
         else if (!strcmp(a, "--copies-only")) o->copies_only = 1;
+        else if (!strcmp(a, "--repeat-shuffle")) o->repeat_shuffle = 1;
         else if (!strcmp(a, "--threads") && v) {
             if (!cli_parse_threads(&o->n_threads, v)) {
                 fprintf(stderr, "heed train: --threads %s: expected 1..4096\n", v);
@@ -160,6 +165,10 @@ typedef struct source {
     heed_task *task;
     int64_t vocab;         /* the vocabulary the data needs */
     int32_t bos;           /* prepended to every text row when >= 0 */
+    int32_t eos;           /* appended to every document of a text when >= 0 */
+    double repeat_frac;    /* share of text rows that repeat their first half (induction) */
+    int repeat_shuffle;    /* shuffle that half first */
+    int32_t *perm;         /* [T] scratch for the shuffle */
     int32_t *scratch_in, *scratch_tg;
 } source;
 
@@ -172,33 +181,91 @@ static void source_free(source *s)
     free(s->ids);
     free(s->scratch_in);
     free(s->scratch_tg);
+    free(s->perm);
 }
 
-/* Encodes a whole text file (no special tokens) into s->ids. */
-static int encode_text(source *s, heed_ctx *ctx, const char *path, int64_t *n)
+/* The whole file at path, NUL-terminated, [*len]; NULL (after printing why) on failure. */
+static char *read_all(const char *path, size_t *len)
 {
-    char *text = NULL;
-    size_t len = 0;
     FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t cap = 0, got;
+    *len = 0;
     if (!f) {
         fprintf(stderr, "heed train: cannot open %s: %s\n", path, strerror(errno));
-        return 0;
+        return NULL;
     }
-    struct stat sb;
-    if (fstat(fileno(f), &sb) == 0 && sb.st_size >= 0) {
-        text = malloc((size_t)sb.st_size + 1);
-        if (text) len = fread(text, 1, (size_t)sb.st_size, f);
-    }
+    do {
+        if (*len + 65537 > cap) {
+            char *nb = realloc(buf, cap = 2 * cap + 65537);
+            if (!nb) break;
+            buf = nb;
+        }
+        got = fread(buf + *len, 1, cap - *len - 1, f);
+        *len += got;
+    } while (got > 0);
+    int bad = ferror(f) || !buf || !feof(f);
     fclose(f);
-    if (!text || len != (size_t)sb.st_size) {
+    if (bad) {
         fprintf(stderr, "heed train: cannot read %s\n", path);
-        free(text);
-        return 0;
+        free(buf);
+        return NULL;
     }
-    heed_status st = heed_tokenize(ctx, &s->ids, n, s->tok, text, len, HEED_TOK_NO_TRUNCATE | HEED_TOK_NO_PAD);
+    buf[*len] = 0;
+    return buf;
+}
+
+/* Encodes a text file into s->ids [*n]: documents are separated by a blank line; each is encoded
+ * without special tokens and followed by EOS when the tokenizer has one (s->eos). */
+static int encode_text(source *s, heed_ctx *ctx, const char *path, int64_t *n)
+{
+    size_t len;
+    char *text = read_all(path, &len);
+    if (!text) return 0;
+    size_t cap = 0;
+    *n = 0;
+    heed_status st = HEED_OK;
+    for (size_t at = 0; at < len && st == HEED_OK;) {
+        const char *end = strstr(text + at, "\n\n");
+        size_t doc_end = end ? (size_t)(end - text) + 1 : len; /* the document keeps its final newline */
+        int32_t *ids = NULL;
+        int64_t k = 0;
+        st = heed_tokenize(ctx, &ids, &k, s->tok, text + at, doc_end - at, HEED_TOK_NO_TRUNCATE | HEED_TOK_NO_PAD);
+        while (st == HEED_OK && (size_t)(*n + k + 1) > cap) {
+            int32_t *grown = realloc(s->ids, sizeof(int32_t) * (cap = 2 * cap + (size_t)k + 4096));
+            if (!grown) st = HEED_ERR_NOMEM;
+            else s->ids = grown;
+        }
+        if (st == HEED_OK) {
+            memcpy(s->ids + *n, ids, sizeof(int32_t) * (size_t)k);
+            *n += k;
+            if (s->eos >= 0 && k > 0) s->ids[(*n)++] = s->eos;
+        }
+        free(ids);
+        at = doc_end;
+        while (at < len && text[at] == '\n') at++; /* the blank line(s) between documents */
+    }
     free(text);
-    if (st != HEED_OK) fprintf(stderr, "heed train: %s: %s\n", path, heed_ctx_error(ctx));
+    if (st != HEED_OK) fprintf(stderr, "heed train: %s: %s\n", path, st == HEED_ERR_NOMEM ? "out of memory" : heed_ctx_error(ctx));
     return st == HEED_OK;
+}
+
+/* The id of the token string named by key in TOKDIR/tokenizer_config.json (bos_token, eos_token), or -1. */
+static int32_t config_token(heed_ctx *ctx, const heed_tokenizer *tok, const char *tokdir, int eos)
+{
+    char path[4096];
+    size_t len;
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", tokdir);
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fclose(f);
+    char *json = read_all(path, &len);
+    heed_gen_config g;
+    heed_gen_config_init(&g);
+    int ok = json && heed_gen_config_parse(ctx, &g, json, len, path) == HEED_OK;
+    free(json);
+    const char *name = eos ? g.eos_token : g.bos_token;
+    return ok && name[0] ? (int32_t)heed_tokenizer_token_id(tok, name) : -1;
 }
 
 static int task_kind(heed_task_kind *k, const char *name)
@@ -215,7 +282,7 @@ static int task_kind(heed_task_kind *k, const char *name)
 
 static int source_open(source *s, heed_ctx *ctx, const opts *o)
 {
-    s->bos = -1;
+    s->bos = s->eos = -1;
     int n_src = !!o->text + !!o->data + !!o->task;
     if (n_src != 1 || (o->text && !o->tokdir)) {
         fprintf(stderr, "heed train: give exactly one of --text FILE (with --tokenizer DIR), --data FILE.tok, --task KIND\n");
@@ -248,7 +315,6 @@ static int source_open(source *s, heed_ctx *ctx, const opts *o)
             fprintf(stderr, "heed train: %s\n", heed_ctx_error(ctx));
             return 0;
         }
-        if (!encode_text(s, ctx, o->text, &n)) return 0;
         s->vocab = heed_tokenizer_n_ids(s->tok);
         /* the tokenizer's BOS, if its post-processor adds one: what `encode("")` gives */
         int32_t *pre = NULL;
@@ -256,6 +322,10 @@ static int source_open(source *s, heed_ctx *ctx, const opts *o)
         st = heed_tokenize(ctx, &pre, &n_pre, s->tok, "", 0, HEED_TOK_SPECIAL | HEED_TOK_NO_TRUNCATE | HEED_TOK_NO_PAD);
         if (st == HEED_OK && n_pre == 1) s->bos = pre[0];
         free(pre);
+        s->eos = config_token(ctx, s->tok, o->tokdir, 1);
+        s->repeat_frac = o->repeat_frac;
+        s->repeat_shuffle = o->repeat_shuffle;
+        if (st == HEED_OK && !encode_text(s, ctx, o->text, &n)) return 0;
         if (st == HEED_OK)
         st = heed_data_create(ctx, &s->data, s->ids, n, s->vocab, o->heldout);
     }
@@ -264,17 +334,32 @@ static int source_open(source *s, heed_ctx *ctx, const opts *o)
 }
 
 /* B training rows of T tokens. Text rows start with BOS (when the tokenizer has one), then T - 1
- * corpus tokens, as the runtime sees a prompt. */
+ * corpus tokens, as the runtime sees a prompt. With repeat_frac, that share of the rows (one draw each)
+ * holds its first h = (T - 1) / 2 corpus tokens twice, so that copying from context pays. */
 static heed_status next_batch(source *s, heed_ctx *ctx, int32_t *in, int32_t *tg, int64_t B, int64_t T, uint64_t *rng)
 {
     if (s->task) return heed_task_batch(ctx, in, tg, s->task, B, T, rng);
     if (s->bos < 0) return heed_data_batch(ctx, in, tg, s->data, B, T, rng);
     heed_status st = heed_data_batch(ctx, s->scratch_in, s->scratch_tg, s->data, B, T - 1, rng);
     for (int64_t b = 0; st == HEED_OK && b < B; b++) {
-        in[b * T] = s->bos;
-        tg[b * T] = s->scratch_in[b * (T - 1)];
-        memcpy(in + b * T + 1, s->scratch_in + b * (T - 1), sizeof(int32_t) * (size_t)(T - 1));
-        memcpy(tg + b * T + 1, s->scratch_tg + b * (T - 1), sizeof(int32_t) * (size_t)(T - 1));
+        const int32_t *x = s->scratch_in + b * (T - 1), *y = s->scratch_tg + b * (T - 1);
+        int32_t *row = in + b * T, *next = tg + b * T;
+        int repeat = s->repeat_frac > 0 && (double)(heed_rng_next(rng) >> 11) * 0x1p-53 < s->repeat_frac;
+        int64_t h = (T - 1) / 2;
+        if (repeat && s->repeat_shuffle) { /* a novel sequence: memorising the corpus cannot predict it */
+            memcpy(s->perm, x, sizeof(int32_t) * (size_t)h);
+            for (int64_t i = h - 1; i > 0; i--) {
+                int64_t j = (int64_t)heed_rng_below(rng, (uint64_t)i + 1);
+                int32_t t = s->perm[i];
+                s->perm[i] = s->perm[j];
+                s->perm[j] = t;
+            }
+            x = s->perm;
+        }
+        row[0] = s->bos;
+        for (int64_t t = 1; t < T; t++) row[t] = repeat ? x[(t - 1) % h] : x[t - 1];
+        for (int64_t t = 0; t + 1 < T; t++) next[t] = row[t + 1];
+        next[T - 1] = repeat ? x[(T - 1) % h] : y[T - 2];
     }
     return st;
 }
@@ -353,6 +438,7 @@ static int model_config(heed_train_config *c, const opts *o, const source *s)
     if (o->rope_theta > 0) c->rope_theta = o->rope_theta;
     c->tie_embeddings = !o->untied;
     c->bos_id = s->bos;
+    c->eos_id = s->eos;
     switch (m) {
     case 1: c->norm = HEED_NORM_SIGMOID; break;
     case 2: c->sink_logit = 1; break;
@@ -383,22 +469,12 @@ static int copy_file(heed_ctx *ctx, const char *from_dir, const char *to_dir, co
     snprintf(to, sizeof to, "%s/%s", to_dir, name);
     FILE *f = fopen(from, "rb");
     if (!f) return 1;
-    char *buf = NULL;
-    size_t len = 0, cap = 0, got;
-    do {
-        if (len + 65536 > cap) {
-            char *nb = realloc(buf, cap = 2 * cap + 65536);
-            if (!nb) break;
-            buf = nb;
-        }
-        got = fread(buf + len, 1, cap - len, f);
-        len += got;
-    } while (got > 0);
-    int err = ferror(f) || !buf;
     fclose(f);
-    heed_status st = err ? HEED_ERR_IO : heed_write_file(ctx, to, buf, len);
+    size_t len;
+    char *buf = read_all(from, &len);
+    heed_status st = buf ? heed_write_file(ctx, to, buf, len) : HEED_ERR_IO;
     free(buf);
-    if (st != HEED_OK) fprintf(stderr, "heed train: copying %s: %s\n", from, err ? "read failed" : heed_ctx_error(ctx));
+    if (buf && st != HEED_OK) fprintf(stderr, "heed train: copying %s: %s\n", from, heed_ctx_error(ctx));
     return st == HEED_OK;
 }
 
@@ -469,7 +545,8 @@ int cmd_train(int argc, char **argv)
     logits = malloc(sizeof(float) * (size_t)(B * T * V));
     src.scratch_in = malloc(sizeof(int32_t) * (size_t)(B * T));
     src.scratch_tg = malloc(sizeof(int32_t) * (size_t)(B * T));
-    if (!in || !tg || !logits || !src.scratch_in || !src.scratch_tg) {
+    src.perm = malloc(sizeof(int32_t) * (size_t)T);
+    if (!in || !tg || !logits || !src.scratch_in || !src.scratch_tg || !src.perm) {
         fprintf(stderr, "heed train: out of memory for a batch of %lld x %lld\n", (long long)B, (long long)T);
         goto done;
     }
