@@ -129,6 +129,25 @@ int main(void)
     c = tiny(), c.mixer = HEED_MIXER_GCONV, c.conv_kernel = 5;
     check_grad(ctx, "gconv", &c);
 
+    /* model FLOPs: 6 per multiply-add of every weight matrix a token goes through (the embedding only as
+     * the tied LM head), plus q.k and p.v over the causal keys of each layer */
+    for (int tied = 0; tied < 2; tied++) {
+        c = tiny(), c.tie_embeddings = tied;
+        heed_trainer *f = NULL;
+        CHECK_OK(ctx, heed_trainer_create(ctx, &f, &c, 1));
+        if (!f) continue;
+        double mm = 0;
+        for (int64_t i = 0; i < heed_trainer_n_params(f); i++) {
+            heed_param p = heed_trainer_param(f, i);
+            if (p.n_dims == 2 && (tied || strcmp(p.name, "model.embed_tokens.weight"))) mm += (double)p.n_elems;
+        }
+        int64_t T = 10;
+        double want = 6 * mm + 3 * 2 * (double)c.n_layers * 2 * (double)(c.n_heads * c.head_dim) * (double)(T + 1) / 2;
+        double got = heed_trainer_flops_per_token(f, T);
+        CHECK(fabs(got - want) <= 1e-9 * want, "flops per token %.6g, expected %.6g (tied %d)", got, want, tied);
+        heed_trainer_free(f);
+    }
+
     /* bad configurations are refused with a message */
     heed_trainer *bad = NULL;
     c = tiny(), c.n_heads = 3;

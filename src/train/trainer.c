@@ -247,19 +247,20 @@ heed_status heed_trainer_forward_backward(heed_ctx *ctx, heed_trainer *tr, float
 double heed_trainer_flops_per_token(const heed_trainer *tr, int64_t T)
 {
     const heed_train_config *c = &tr->cfg;
-    double C = (double)c->hidden, F = (double)c->intermediate, V = (double)c->vocab, mm = 0;
-    double D = (double)c->head_dim, H = (double)c->n_heads, Hk = (double)c->n_kv_heads, pairs;
+    double C = (double)c->hidden, F = (double)c->intermediate, V = (double)c->vocab, L = (double)c->n_layers;
+    double D = (double)c->head_dim, H = (double)c->n_heads, Hk = (double)c->n_kv_heads;
+    double mix_mm, mix_other; /* multiply-adds per token and layer: the mixer's projections, and its own work */
     if (c->mixer == HEED_MIXER_GCONV) {
-        mm = 3 * C * C + C * (double)c->conv_kernel; /* projections and the filter taps (upper bound) */
-        pairs = 0;
+        mix_mm = 3 * C * C;
+        mix_other = C * (double)(c->conv_kernel < T ? c->conv_kernel : T) / 2; /* causal filter taps, averaged */
     } else {
-        mm = C * H * D * 2 + C * Hk * D * 2;
-        /* visible keys per query, averaged over the T positions of a causal sequence */
+        mix_mm = C * H * D * 2 + C * Hk * D * 2;
+        /* q.k and p.v over the visible keys, averaged over the T positions of a causal sequence;
+         * linear attention: the D x D state replaces the keys */
         double keys = (double)(T + 1) / 2.0;
         if (c->window > 0 && (double)c->window < keys) keys = (double)c->window;
-        pairs = c->mixer == HEED_MIXER_LINEAR ? D : keys; /* linear: the D x D state replaces the keys */
+        mix_other = 2 * H * D * (c->mixer == HEED_MIXER_LINEAR ? D : keys);
     }
-    mm += 3 * C * F + V * C;
-    double fwd = 2.0 * mm + 4.0 * H * D * pairs * (c->mixer == HEED_MIXER_GCONV ? 0 : 1);
+    double fwd = 2.0 * (L * (mix_mm + mix_other + 3 * C * F) + V * C);
     return 3.0 * fwd;
 }
