@@ -2,17 +2,12 @@
  * family (fixtures: real configs under tests/data/config/), errors that name the key, and RoPE
  * inverse frequencies checked twice: against transformers' own values (rope_golden.json, made by
  * tests/data/config/rope_golden.py) and against independent double-precision formulas. */
+#include "goldens.h"
 #include "harness.h"
 #include "io/io.h"
 
 #include <cJSON.h>
 #include <string.h>
-
-static const char *data_dir(void)
-{
-    const char *d = getenv("HEED_TEST_DATA");
-    return d ? d : "tests/data";
-}
 
 /* Loads tests/data/config/<name>. */
 static heed_status load(heed_ctx *ctx, heed_config *c, heed_gen_config *g, const char *name)

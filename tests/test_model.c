@@ -6,6 +6,7 @@
  * f16 and bf16 weights (used in their dtype, widened a block at a time or by the decode kernels) against
  * f32 weights holding the same rounded values: logits and decode steps within 2e-5 (same math, other
  * summation order). Also: a missing tensor and an id outside the vocabulary are clear errors. */
+#include "goldens.h"
 #include "harness.h"
 #include "heed.h"
 #include "model/model.h"
@@ -20,27 +21,6 @@
 
 static const char *MODELS[] = {"llama3-old", "llama3-new", "llama-yarn", "llama-linear-sharded", "llama3-bf16",
                                "mistral", "qwen2", "qwen3", "gemma2", "gpt2", "bert"};
-
-static const char *data_dir(void)
-{
-    const char *d = getenv("HEED_TEST_DATA");
-    return d ? d : "tests/data";
-}
-
-/* A golden tensor as int32 (I64 in the file), [*n]; NULL when absent. */
-static int32_t *golden_ids(const heed_st *g, const char *name, int64_t *n)
-{
-    const heed_st_tensor *t = heed_st_find(g, name);
-    if (!t || t->dtype != HEED_ST_I64) return NULL;
-    int32_t *ids = malloc(sizeof *ids * (size_t)t->n_elems);
-    for (int64_t i = 0; i < t->n_elems; i++) {
-        int64_t v;
-        memcpy(&v, (const char *)t->data + i * 8, 8);
-        ids[i] = (int32_t)v;
-    }
-    *n = t->n_elems;
-    return ids;
-}
 
 static const float *golden_f32(const heed_st *g, const char *name, int64_t n_elems)
 {

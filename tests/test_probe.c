@@ -4,6 +4,7 @@
  * step) against the same statistics of the golden maps, residual norms against the golden hidden states,
  * and on llama3-old q/k/v norms and head outputs against a by-hand recomputation from the weights.
  * Also: unselected heads are untouched, head ablation (heed_model_set_head_scale) and the logit lens. */
+#include "goldens.h"
 #include "harness.h"
 #include "heed.h"
 
@@ -16,26 +17,6 @@
 #define STAT_TOL 1e-4
 
 static const char *MODELS[] = {"llama3-old", "mistral", "qwen2", "gemma2", "gpt2", "bert"};
-
-static const char *data_dir(void)
-{
-    const char *d = getenv("HEED_TEST_DATA");
-    return d ? d : "tests/data";
-}
-
-static int32_t *golden_ids(const heed_st *g, const char *name, int64_t *n)
-{
-    const heed_st_tensor *t = heed_st_find(g, name);
-    if (!t || t->dtype != HEED_ST_I64) return NULL;
-    int32_t *ids = malloc(sizeof *ids * (size_t)t->n_elems);
-    for (int64_t i = 0; i < t->n_elems; i++) {
-        int64_t v;
-        memcpy(&v, (const char *)t->data + i * 8, 8);
-        ids[i] = (int32_t)v;
-    }
-    *n = t->n_elems;
-    return ids;
-}
 
 static const float *golden(const heed_st *g, const char *fmt, int64_t L, int64_t n_elems)
 {

@@ -2,18 +2,13 @@
  * parameters and batch, the logits, the loss and every parameter gradient of one backward, then the
  * losses, gradient norms and final parameters of 10 AdamW steps, against f64 goldens made by
  * tools/make_train_goldens.py (tests/data/train/README.md), for a GQA/untied and an MHA/tied model. */
+#include "goldens.h"
 #include "harness.h"
 #include "heed.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char *data_dir(void)
-{
-    const char *d = getenv("HEED_TEST_DATA");
-    return d ? d : "tests/data";
-}
 
 /* Largest |a - b| over n values, relative to the largest |b| (each tensor against its own scale). */
 static double rel_err(const float *a, const float *b, int64_t n)

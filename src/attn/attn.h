@@ -33,6 +33,11 @@ heed_status moh_check_route(heed_ctx *ctx, const float *shared_logits, const flo
 void moh_softmax64(double *p, const float *x, int64_t n);
 void moh_top_k(unsigned char *picked, const float *rl, int64_t n_routed, int64_t top_k);
 
+/* Checks the q [B,H,T,D], k [B,H,Tk,D], v [B,H,Tk,Dv] views of linear attention (Tk == T when causal).
+ * Defined in linear.c; the forward and the backward share it. */
+heed_status linear_check_qkv(heed_ctx *ctx, const heed_tensor *q, const heed_tensor *k, const heed_tensor *v,
+                             int causal);
+
 /* HEED_ERR_UNSUPPORTED for a valid descriptor with f64 operands (references only); fast entry points
  * call it after attn_resolve. Defined in check.c. */
 heed_status attn_check_fast(heed_ctx *ctx, const heed_attn_desc *d);

@@ -133,6 +133,19 @@ static void recurrent_task(void *arg, int64_t task, int thread)
     }
 }
 
+heed_status linear_check_qkv(heed_ctx *ctx, const heed_tensor *q, const heed_tensor *k, const heed_tensor *v,
+                             int causal)
+{
+    heed_status s;
+    if ((s = attn_check_view(ctx, "q", q, 0, -1, -1, -1, -1)) != HEED_OK) return s;
+    const int64_t B = q->ne[0], H = q->ne[1], T = q->ne[2], D = q->ne[3];
+    if ((s = attn_check_view(ctx, "k", k, 0, B, H, -1, D)) != HEED_OK) return s;
+    if (causal && k->ne[2] != T)
+        return heed_fail(ctx, HEED_ERR_INVALID, "k: Tk=%lld, causal linear attention needs Tk == T (%lld)",
+                         (long long)k->ne[2], (long long)T);
+    return attn_check_view(ctx, "v", v, 0, B, H, k->ne[2], -1);
+}
+
 heed_status heed_linear_attn(heed_ctx *ctx, heed_tensor *o, const heed_tensor *q, const heed_tensor *k,
                              const heed_tensor *v, int causal, heed_linear_mode mode)
 {
@@ -141,15 +154,8 @@ heed_status heed_linear_attn(heed_ctx *ctx, heed_tensor *o, const heed_tensor *q
     if (mode != HEED_LINEAR_PARALLEL && mode != HEED_LINEAR_RECURRENT)
         return heed_fail(ctx, HEED_ERR_INVALID, "mode: %d, expected HEED_LINEAR_PARALLEL or HEED_LINEAR_RECURRENT",
                          (int)mode);
-    if ((s = attn_check_view(ctx, "q", q, 0, -1, -1, -1, -1)) != HEED_OK) return s;
-    const int64_t B = q->ne[0], H = q->ne[1], T = q->ne[2], D = q->ne[3];
-    if ((s = attn_check_view(ctx, "k", k, 0, B, H, -1, D)) != HEED_OK) return s;
-    const int64_t Tk = k->ne[2];
-    if (causal && Tk != T)
-        return heed_fail(ctx, HEED_ERR_INVALID, "k: Tk=%lld, causal linear attention needs Tk == T (%lld)",
-                         (long long)Tk, (long long)T);
-    if ((s = attn_check_view(ctx, "v", v, 0, B, H, Tk, -1)) != HEED_OK) return s;
-    const int64_t Dv = v->ne[3];
+    if ((s = linear_check_qkv(ctx, q, k, v, causal)) != HEED_OK) return s;
+    const int64_t B = q->ne[0], H = q->ne[1], T = q->ne[2], D = q->ne[3], Tk = k->ne[2], Dv = v->ne[3];
     if ((s = attn_check_view(ctx, "o", o, 1, B, H, T, Dv)) != HEED_OK) return s;
 
     linear_job J = {o, q, k, v, H, T, Tk, D, Dv, causal != 0, ctx};

@@ -158,15 +158,8 @@ heed_status heed_linear_attn_backward(heed_ctx *ctx, heed_tensor *dq, heed_tenso
 {
     heed_status s;
     if (!ctx) return HEED_ERR_INVALID;
-    if ((s = attn_check_view(ctx, "q", q, 0, -1, -1, -1, -1)) != HEED_OK) return s;
-    const int64_t B = q->ne[0], H = q->ne[1], T = q->ne[2], D = q->ne[3];
-    if ((s = attn_check_view(ctx, "k", k, 0, B, H, -1, D)) != HEED_OK) return s;
-    const int64_t Tk = k->ne[2];
-    if (causal && Tk != T)
-        return heed_fail(ctx, HEED_ERR_INVALID, "k: Tk=%lld, causal linear attention needs Tk == T (%lld)",
-                         (long long)Tk, (long long)T);
-    if ((s = attn_check_view(ctx, "v", v, 0, B, H, Tk, -1)) != HEED_OK) return s;
-    const int64_t Dv = v->ne[3];
+    if ((s = linear_check_qkv(ctx, q, k, v, causal)) != HEED_OK) return s;
+    const int64_t B = q->ne[0], H = q->ne[1], T = q->ne[2], D = q->ne[3], Tk = k->ne[2], Dv = v->ne[3];
     if ((s = attn_check_view(ctx, "d_o", d_o, 0, B, H, T, Dv)) != HEED_OK) return s;
     if ((s = attn_check_view(ctx, "dq", dq, 1, B, H, T, D)) != HEED_OK) return s;
     if ((s = attn_check_view(ctx, "dk", dk, 1, B, H, Tk, D)) != HEED_OK) return s;
