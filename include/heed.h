@@ -681,6 +681,42 @@ heed_status heed_model_set_probe(heed_ctx *ctx, heed_model *m, const heed_probe 
 /* Scales the attention output of query head h of layer L by scale[L * H + h] before o_proj (0 ablates
  * the head) in every later forward; scale NULL restores 1 everywhere. Values must be finite. */
 heed_status heed_model_set_head_scale(heed_ctx *ctx, heed_model *m, const float *scale);
+
+/* Attention-probability interventions (docs/analysis.md, "Interventions"): the rows of a chosen head are
+ * recomputed as p = exp(s - lse) (the probe's rows), edited into p', and the head's output becomes
+ * O = sum_j p'_j v_j (then heed_model_set_head_scale applies). Other heads keep the kernel's output. The
+ * edits, for one query row p over its visible keys (masked keys stay 0; a row whose edit has nothing to
+ * work on, e.g. a span without mass, is left as it is):
+ *   BOS:     all the mass on key 0 (O = v_0).
+ *   ACT:     hidden sinks are the keys j >= 1 with s_j = sum_i p_ij / (T - j) > threshold (T - j queries
+ *            see key j; T when bidirectional), the sums over the original rows of the sequence so far;
+ *            p'_ij = beta p_ij on sinks, the freed mass given to the other keys in proportion to p_ij. The
+ *            first query row is untouched. With the KV cache, s_j sums the rows seen so far (prefill and
+ *            earlier steps, kept on the model; a forward must continue at the cached end or restart at 0),
+ *            which for the newest row is the same set as a full-sequence forward.
+ *   VAR:     a fraction frac of p_0 (the first token, the sink) moved to the keys of [a, b), a >= 1, in
+ *            proportion to their p.
+ *   STEER:   p' = (1 - alpha) p + alpha p|span / sum(p|span), span [a, b).
+ *   INHIBIT: p_j < tau max(p) set to 0 and the row renormalised. */
+typedef enum heed_edit { HEED_EDIT_BOS, HEED_EDIT_ACT, HEED_EDIT_VAR, HEED_EDIT_STEER, HEED_EDIT_INHIBIT } heed_edit;
+typedef struct heed_intervention {
+    heed_edit kind;
+    int64_t layer, head;  /* query head */
+    double amount;        /* ACT beta in [0, 1], VAR frac in [0, 1], STEER alpha in [0, 1], INHIBIT tau in [0, 1] */
+    double threshold;     /* ACT: hidden-sink threshold on s_j (0.1 in the paper) */
+    int64_t a, b;         /* VAR, STEER: key span [a, b), 0 <= a < b, VAR a >= 1 (keys past the row's end are
+                           * ignored) */
+} heed_intervention;
+/* heed_intervention defaults of kind (ACT beta 0.4, threshold 0.1; VAR frac 0.5; STEER alpha 0.5; INHIBIT tau
+ * 0.01) for (layer, head), span [0, 0). */
+void heed_intervention_init(heed_intervention *iv, heed_edit kind, int64_t layer, int64_t head);
+/* Applies list [n] in every later forward (copied; n = 0 or list NULL removes them). At most one per
+ * (layer, head); out-of-range heads, amounts or spans are HEED_ERR_INVALID naming the entry. Resets the ACT
+ * sums (a new sequence must start at pos 0). */
+heed_status heed_model_set_interventions(heed_ctx *ctx, heed_model *m, const heed_intervention *list, int64_t n);
+/* v [T, D] out: the cached value vectors of positions [0, T) in the KV head that query head h of layer L
+ * reads (what the edits above weigh). T <= heed_model_n_cached. */
+heed_status heed_model_cached_values(heed_ctx *ctx, const heed_model *m, float *v, int64_t L, int64_t h, int64_t T);
 /* Logit lens: logits [n, vocab] out = the LM head (final norm, unembedding, final softcap) applied to
  * residual-stream rows x [n, hidden] (e.g. heed_model_trace.hidden[L]). Models without an LM head are
  * HEED_ERR_UNSUPPORTED. Uses the model's run state (not the KV cache). */

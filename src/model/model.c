@@ -84,6 +84,10 @@ struct heed_model {
     float *head_scale;             /* [n_layers, n_heads] heed_model_set_head_scale, or NULL: all 1 */
     heed_probe probe;              /* heed_model_set_probe (buffers borrowed), used when has_probe */
     int has_probe;
+    heed_intervention *iv;         /* [n_iv] heed_model_set_interventions */
+    int64_t n_iv;
+    float *iv_recv;                /* [n_iv, iv_cap]: ACT's column sums of the original probabilities */
+    int64_t iv_cap, iv_rows;       /* iv_rows: the query rows summed (-1: unknown, a sequence must restart) */
 };
 
 static int64_t qkv_dim(const heed_config *c) { return (c->n_heads + 2 * c->n_kv_heads) * c->head_dim; }
@@ -248,6 +252,8 @@ void heed_model_free(heed_model *m)
     heed_free(m->wbuf);
     heed_free(m->inv_freq);
     free(m->head_scale);
+    free(m->iv);
+    free(m->iv_recv);
     heed_st_close(m->st);
     free(m);
 }
@@ -556,6 +562,88 @@ static heed_status observe(heed_ctx *ctx, const heed_model *m, const heed_attn_d
     return HEED_OK;
 }
 
+/* The heads of one layer that heed_model_set_interventions edits. */
+typedef struct intervene_job {
+    heed_ctx *ctx;
+    heed_model *m;
+    const heed_attn_desc *d;
+    int64_t L, n, Tk;
+} intervene_job;
+
+/* Task k: intervention k, when it is on layer L, rewrites its head's output rows in m->att from edited
+ * probabilities (ACT first adds this call's original rows to its column sums). */
+static void intervene_task(void *arg, int64_t k, int thread)
+{
+    const intervene_job *J = arg;
+    heed_model *m = J->m;
+    const heed_intervention *iv = &m->iv[k];
+    if (iv->layer != J->L) return;
+    const heed_config *c = &m->cfg;
+    int64_t H = c->n_heads, D = c->head_dim, n = J->n, Tk = J->Tk, h = iv->head, group = H / c->n_kv_heads;
+    int64_t pos = J->d->q_offset;
+    double *acc = heed_scratch(J->ctx, thread);                   /* [D] */
+    float *s = (float *)(acc + D), *p = s + Tk, *alpha = p + Tk; /* [3, Tk] */
+    uint8_t *sink = (uint8_t *)(alpha + Tk);                     /* [Tk] */
+    if (iv->kind == HEED_EDIT_ACT) {
+        float *recv = m->iv_recv + k * m->iv_cap;
+        for (int64_t t = 0; t < n; t++) {
+            attn_row(s, p, J->d, m->lse[h * n + t], group, h, t, Tk);
+            for (int64_t j = 0; j < Tk; j++) recv[j] += p[j];
+        }
+        heed_score_sink_alpha(alpha, recv, Tk, J->d->mask.kind != HEED_MASK_NONE);
+        for (int64_t j = 0; j < Tk; j++) sink[j] = j >= 1 && alpha[j] > iv->threshold;
+    }
+    for (int64_t t = 0; t < n; t++) {
+        if (iv->kind == HEED_EDIT_ACT && pos + t == 0) continue; /* ACT leaves the first row alone */
+        attn_row(s, p, J->d, m->lse[h * n + t], group, h, t, Tk);
+        model_edit_row(p, s, sink, iv, Tk);
+        for (int64_t i = 0; i < D; i++) acc[i] = 0.0;
+        for (int64_t j = 0; j < Tk; j++) {
+            if (p[j] == 0.0f) continue;
+            const float *v = heed_row(&J->d->v, 0, h / group, j);
+            for (int64_t i = 0; i < D; i++) acc[i] += (double)p[j] * v[i];
+        }
+        for (int64_t i = 0; i < D; i++) m->att[t * H * D + h * D + i] = (float)acc[i];
+    }
+}
+
+/* Applies the interventions of layer L to this attention call's output (none: nothing). */
+static heed_status intervene(heed_ctx *ctx, heed_model *m, const heed_attn_desc *d, int64_t L, int64_t n, int64_t Tk)
+{
+    if (!m->n_iv) return HEED_OK;
+    heed_status s = heed_scratch_reserve(ctx, sizeof(double) * (size_t)m->cfg.head_dim + sizeof(float) * (size_t)(4 * Tk));
+    if (s != HEED_OK) return s;
+    intervene_job J = {ctx, m, d, L, n, Tk};
+    heed_parallel(ctx, m->n_iv, intervene_task, &J);
+    return HEED_OK;
+}
+
+/* Before a forward over positions [pos, pos + n): ACT's column sums restart at pos 0 and must otherwise
+ * continue where the last forward ended. */
+static heed_status intervene_begin(heed_ctx *ctx, heed_model *m, int64_t pos, int64_t n)
+{
+    int act = 0;
+    for (int64_t k = 0; k < m->n_iv; k++) act |= m->iv[k].kind == HEED_EDIT_ACT;
+    if (!act) return HEED_OK;
+    if (pos != 0 && pos != m->iv_rows)
+        return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_forward: an ACT intervention sums the rows of the sequence "
+                         "so far, which cover %lld positions, but the forward starts at pos %lld: restart at pos 0",
+                         (long long)(m->iv_rows < 0 ? 0 : m->iv_rows), (long long)pos);
+    if (pos + n > m->iv_cap) {
+        int64_t cap = 2 * m->iv_cap > pos + n ? 2 * m->iv_cap : pos + n;
+        float *r = calloc((size_t)(m->n_iv * cap), sizeof(float));
+        if (!r) return heed_fail(ctx, HEED_ERR_NOMEM, "heed_model_forward: out of memory for the ACT sums");
+        for (int64_t k = 0; k < m->n_iv && m->iv_recv; k++)
+            memcpy(r + k * cap, m->iv_recv + k * m->iv_cap, sizeof(float) * (size_t)m->iv_cap);
+        free(m->iv_recv);
+        m->iv_recv = r;
+        m->iv_cap = cap;
+    }
+    if (pos == 0) memset(m->iv_recv, 0, sizeof(float) * (size_t)(m->n_iv * m->iv_cap));
+    m->iv_rows = -1; /* until this forward completes */
+    return HEED_OK;
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Forward */
 
@@ -612,6 +700,7 @@ static heed_status attention(heed_ctx *ctx, heed_model *m, int64_t L, int64_t n,
     ad.softcap = (float)c->attn_softcap;
     heed_tensor o = {m->att, HEED_F32, {1, Hq, n, D}, {n * qd * f, D * f, qd * f, f}};
     heed_status s = heed_attn_forward(ctx, &o, m->lse, &ad);
+    if (s == HEED_OK) s = intervene(ctx, m, &ad, L, n, Tk);
     if (s != HEED_OK) return s;
     if (m->head_scale)
         for (int64_t h = 0; h < Hq; h++) {
@@ -720,6 +809,7 @@ heed_status heed_model_forward(heed_ctx *ctx, heed_model *m, float *logits, cons
                          (long long)pr->recv_len, (long long)(pos + n));
     heed_status s = reserve_tokens(ctx, m, n);
     if (s == HEED_OK) s = reserve_ctx(ctx, m, pos + n);
+    if (s == HEED_OK) s = intervene_begin(ctx, m, pos, n);
     if (s != HEED_OK) return s;
     m->n_cached = pos; /* positions past pos are overwritten */
     int64_t d = c->hidden;
@@ -743,6 +833,7 @@ heed_status heed_model_forward(heed_ctx *ctx, heed_model *m, float *logits, cons
             memcpy(trace->hidden[L + 1], m->x, row_bytes);
     }
     m->n_cached = pos + n;
+    m->iv_rows = pos + n;
     for (int64_t t = 0; pr && pr->resid_norm && t < n; t++) pr->resid_norm[c->n_layers * n + t] = l2(m->x + t * d, d);
     if (m->final_norm.w) apply_norm(c, m->x, m->x, &m->final_norm, n, d, d);
     if (trace && trace->hidden && trace->hidden[c->n_layers]) memcpy(trace->hidden[c->n_layers], m->x, row_bytes);
@@ -792,5 +883,57 @@ heed_status heed_model_set_head_scale(heed_ctx *ctx, heed_model *m, const float 
     if (!m->head_scale && !(m->head_scale = malloc(sizeof(float) * count)))
         return heed_fail(ctx, HEED_ERR_NOMEM, "heed_model_set_head_scale: out of memory");
     memcpy(m->head_scale, scale, sizeof(float) * count);
+    return HEED_OK;
+}
+
+heed_status heed_model_set_interventions(heed_ctx *ctx, heed_model *m, const heed_intervention *list, int64_t n)
+{
+    if (!m || n < 0 || (n && !list))
+        return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_set_interventions: NULL model or list, or n = %lld < 0",
+                         (long long)n);
+    static const char *const names[] = {"bos", "act", "var", "steer", "inhibit"};
+    for (int64_t k = 0; k < n; k++) {
+        const heed_intervention *iv = &list[k];
+        const int span = iv->kind == HEED_EDIT_VAR || iv->kind == HEED_EDIT_STEER;
+        const char *why = NULL;
+        if (iv->kind < HEED_EDIT_BOS || iv->kind > HEED_EDIT_INHIBIT) why = "unknown edit kind";
+        else if (iv->layer < 0 || iv->layer >= m->cfg.n_layers || iv->head < 0 || iv->head >= m->cfg.n_heads)
+            why = "no such layer or head";
+        else if (!(iv->amount >= 0.0 && iv->amount <= 1.0)) why = "amount outside [0, 1]";
+        else if (iv->kind == HEED_EDIT_ACT && !(iv->threshold >= 0.0 && isfinite(iv->threshold)))
+            why = "threshold must be finite and >= 0";
+        else if (span && (iv->a < 0 || iv->b <= iv->a)) why = "span [a, b) needs 0 <= a < b";
+        else if (iv->kind == HEED_EDIT_VAR && iv->a < 1) why = "VAR moves mass off key 0: its span must start at >= 1";
+        for (int64_t e = 0; !why && e < k; e++)
+            if (list[e].layer == iv->layer && list[e].head == iv->head) why = "a second edit of the same head";
+        if (why)
+            return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_set_interventions: entry %lld (%s, layer %lld head %lld): %s",
+                             (long long)k, iv->kind >= HEED_EDIT_BOS && iv->kind <= HEED_EDIT_INHIBIT ? names[iv->kind]
+                                                                                                      : "?",
+                             (long long)iv->layer, (long long)iv->head, why);
+    }
+    heed_intervention *copy = NULL;
+    if (n && !(copy = malloc(sizeof *copy * (size_t)n)))
+        return heed_fail(ctx, HEED_ERR_NOMEM, "heed_model_set_interventions: out of memory");
+    if (n) memcpy(copy, list, sizeof *copy * (size_t)n);
+    free(m->iv);
+    free(m->iv_recv);
+    m->iv = copy;
+    m->n_iv = n;
+    m->iv_recv = NULL;
+    m->iv_cap = 0;
+    m->iv_rows = -1;
+    return HEED_OK;
+}
+
+heed_status heed_model_cached_values(heed_ctx *ctx, const heed_model *m, float *v, int64_t L, int64_t h, int64_t T)
+{
+    const heed_config *c = &m->cfg;
+    if (!v || L < 0 || L >= c->n_layers || h < 0 || h >= c->n_heads || T < 0 || T > m->n_cached)
+        return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_cached_values: layer %lld head %lld T %lld: expected a layer "
+                         "< %lld, a head < %lld and T <= %lld cached positions", (long long)L, (long long)h, (long long)T,
+                         (long long)c->n_layers, (long long)c->n_heads, (long long)m->n_cached);
+    int64_t D = c->head_dim, kv = h / (c->n_heads / c->n_kv_heads);
+    memcpy(v, m->vc[L] + kv * m->cap_ctx * D, sizeof(float) * (size_t)(T * D));
     return HEED_OK;
 }

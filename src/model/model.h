@@ -13,4 +13,8 @@
 void model_matvec_avx2(float *y, int64_t ldy, const float *x, const void *w, heed_dtype wt, int64_t n, int64_t in,
                        int64_t j0, int64_t j1);
 
+/* Edits the probabilities p [Tk] of one query row in place as iv says (src/model/intervene.c). s [Tk]: the
+ * row's logits (-INFINITY: a masked key); sink [Tk]: ACT's hidden-sink flags (read by ACT only). */
+void model_edit_row(float *p, const float *s, const uint8_t *sink, const heed_intervention *iv, int64_t Tk);
+
 #endif /* HEED_MODEL_H */
