@@ -123,3 +123,89 @@ int cli_parse_threads(int *n, const char *s)
     *n = (int)v;
     return 1;
 }
+
+/* A whole number at *s up to a character of stop (or the end); advances *s past it. */
+static int spec_int(int64_t *v, const char **s, const char *stop)
+{
+    char *end;
+    if (**s < '0' || **s > '9') return 0;
+    long long x = strtoll(*s, &end, 10);
+    if (x < 0 || x > (1LL << 40) || (*end && !strchr(stop, *end))) return 0;
+    *v = x;
+    *s = end;
+    return 1;
+}
+
+int cli_add_intervention(cli_interventions *x, const char *spec, const char *cmd)
+{
+    static const struct { const char *name; int kind, span; } KINDS[] = {
+        {"bos", HEED_EDIT_BOS, 0},     {"act", HEED_EDIT_ACT, 0},         {"var", HEED_EDIT_VAR, 1},
+        {"steer", HEED_EDIT_STEER, 1}, {"inhibit", HEED_EDIT_INHIBIT, 0}, {"ablate", -1, 0}};
+    if (!spec) {
+        fprintf(stderr, "heed %s: --intervene: no SPEC after it\n", cmd);
+        return 0;
+    }
+    const char *why = NULL, *colon = strchr(spec, ':'), *s = colon ? colon + 1 : spec;
+    int k = -1;
+    for (int i = 0; colon && i < 6; i++)
+        if ((size_t)(colon - spec) == strlen(KINDS[i].name) && !strncmp(spec, KINDS[i].name, (size_t)(colon - spec))) k = i;
+    int64_t L = 0, H = 0, a = 0, b = 0;
+    double amount = NAN;
+    if (k < 0) why = "expected bos, act, var, steer, inhibit or ablate, then ':'";
+    else if (!spec_int(&L, &s, ".") || *s++ != '.' || !spec_int(&H, &s, ":")) why = "expected L.H (layer.head) after the kind";
+    else if (KINDS[k].span && (*s++ != ':' || !spec_int(&a, &s, "-") || *s++ != '-' || !spec_int(&b, &s, ":")))
+        why = "expected a key span a-b after L.H";
+    else if (*s == ':' && (KINDS[k].kind == HEED_EDIT_BOS || KINDS[k].kind < 0)) why = "takes no amount";
+    else if (*s == ':' && (!cli_parse_num(&amount, s + 1) || !(amount >= 0.0 && amount <= 1.0)))
+        why = "the amount must be a number in [0, 1]";
+    else if (*s && *s != ':') why = "unexpected text after the head";
+    else if ((KINDS[k].kind < 0 ? x->n_ablate : x->n_iv) >= CLI_MAX_INTERVENE) why = "too many --intervene";
+    if (why) {
+        fprintf(stderr, "heed %s: --intervene %s: %s\n", cmd, spec, why);
+        return 0;
+    }
+    if (KINDS[k].kind < 0) {
+        x->ablate[x->n_ablate][0] = L, x->ablate[x->n_ablate][1] = H;
+        x->ablate_spec[x->n_ablate++] = spec;
+        return 1;
+    }
+    heed_intervention *iv = &x->iv[x->n_iv];
+    heed_intervention_init(iv, (heed_edit)KINDS[k].kind, L, H);
+    if (!isnan(amount)) iv->amount = amount;
+    iv->a = a, iv->b = b;
+    x->iv_spec[x->n_iv++] = spec;
+    return 1;
+}
+
+int cli_apply_interventions(const cli_interventions *x, heed_ctx *ctx, heed_model *m, const char *cmd)
+{
+    const heed_config *c = heed_model_config(m);
+    /* one more entry at a time, so that a refusal names its SPEC */
+    for (int k = 1; k <= x->n_iv; k++)
+        if (heed_model_set_interventions(ctx, m, x->iv, k) != HEED_OK) {
+            fprintf(stderr, "heed %s: --intervene %s: %s\n", cmd, x->iv_spec[k - 1], heed_ctx_error(ctx));
+            return 0;
+        }
+    if (!x->n_ablate) return 1;
+    float *scale = malloc(sizeof(float) * (size_t)(c->n_layers * c->n_heads));
+    if (!scale) {
+        fprintf(stderr, "heed %s: out of memory\n", cmd);
+        return 0;
+    }
+    for (int64_t i = 0; i < c->n_layers * c->n_heads; i++) scale[i] = 1.0f;
+    int ok = 1;
+    for (int k = 0; k < x->n_ablate && ok; k++) {
+        int64_t L = x->ablate[k][0], h = x->ablate[k][1];
+        if (L >= c->n_layers || h >= c->n_heads) {
+            fprintf(stderr, "heed %s: --intervene %s: this model has %lld layers of %lld heads\n", cmd, x->ablate_spec[k],
+                    (long long)c->n_layers, (long long)c->n_heads);
+            ok = 0;
+        } else scale[L * c->n_heads + h] = 0.0f;
+    }
+    if (ok && heed_model_set_head_scale(ctx, m, scale) != HEED_OK) {
+        fprintf(stderr, "heed %s: --intervene: %s\n", cmd, heed_ctx_error(ctx));
+        ok = 0;
+    }
+    free(scale);
+    return ok;
+}

@@ -42,4 +42,30 @@ int cli_check_model_kv(const char **model, const char *kv, const char *cmd);
 int cli_load_model(heed_model **m, heed_ctx *ctx, const char *dir, double rope_base, double log_n0,
                    const char *cmd);
 
+/* The --intervene SPECs of a model command (at most CLI_MAX_INTERVENE), in the order given:
+ *   bos:L.H  act:L.H[:beta]  var:L.H:a-b[:frac]  steer:L.H:a-b[:alpha]  inhibit:L.H[:tau]  ablate:L.H
+ * (heed_intervention; ablate zeroes the head's output through heed_model_set_head_scale). */
+#define CLI_MAX_INTERVENE 64
+typedef struct cli_interventions {
+    heed_intervention iv[CLI_MAX_INTERVENE];
+    const char *iv_spec[CLI_MAX_INTERVENE];   /* the SPEC of each edit, for messages */
+    int64_t ablate[CLI_MAX_INTERVENE][2];     /* (layer, head) */
+    const char *ablate_spec[CLI_MAX_INTERVENE];
+    int n_iv, n_ablate;
+} cli_interventions;
+/* The usage lines of --intervene, for the commands' help. */
+#define CLI_INTERVENE_HELP                                                                                       \
+    "  --intervene SPEC (repeatable): edit the attention of head H of layer L (docs/analysis.md):\n"             \
+    "    bos:L.H all attention on the first token; ablate:L.H zero the head's output;\n"                         \
+    "    act:L.H[:beta] scale hidden-sink columns (s_j > 0.1) by beta (0.4), freed mass to the other keys;\n"    \
+    "    var:L.H:a-b[:frac] move frac (0.5) of the first token's attention to keys [a, b);\n"                  \
+    "    steer:L.H:a-b[:alpha] (1 - alpha) p + alpha p restricted to [a, b), renormalised (alpha 0.5);\n"       \
+    "    inhibit:L.H[:tau] zero probabilities below tau (0.01) times the row's largest, renormalise.\n"
+/* Adds spec (the value of --intervene, NULL when missing; kept, not copied) to *x. Returns 1 when well formed, 0 after printing
+ * "heed CMD: --intervene SPEC: why". */
+int cli_add_intervention(cli_interventions *x, const char *spec, const char *cmd);
+/* Sets the interventions of *x on m (none: nothing). Returns 1 on success, 0 after printing
+ * "heed CMD: --intervene SPEC: why" (e.g. no such head in this model). */
+int cli_apply_interventions(const cli_interventions *x, heed_ctx *ctx, heed_model *m, const char *cmd);
+
 #endif

@@ -14,14 +14,16 @@
 static int usage(FILE *f, int rc)
 {
     fprintf(f, "usage: heed logits -m MODEL --ids IDS -o OUT.safetensors [--attn] [--hidden] [--types IDS] [--rope-base THETA]\n"
-               "                   [--attn-log-scale N0] [--threads N]\n"
+               "                   [--attn-log-scale N0] [--threads N] [--intervene SPEC]...\n"
                "  One forward pass over IDS (comma-separated) from position 0. Writes `logits` f32 [T, V];\n"
                "  --attn adds `attn.L` f32 [H, T, T] per layer (post-softmax probabilities, masked keys 0);\n"
                "  --hidden adds `hidden.L` f32 [T, d] for L = 0..n_layers as Hugging Face's hidden_states\n"
                "  (0: embedding output; n_layers: after the final norm). --types: token type ids (bert).\n"
                "  An encoder without an LM head (bert) writes no `logits`, only what --attn/--hidden ask for.\n"
                "  --rope-base THETA: the RoPE base instead of config.json's rope_theta (context extension).\n"
-               "  --attn-log-scale N0: attention logits of position p times max(1, log(p+1)/log(N0)).\n");
+               "  --attn-log-scale N0: attention logits of position p times max(1, log(p+1)/log(N0)).\n"
+               CLI_INTERVENE_HELP
+               "  (`attn.L` holds the probabilities before an edit.)\n");
     return rc;
 }
 
@@ -30,6 +32,7 @@ int cmd_logits(int argc, char **argv)
     const char *model = NULL, *ids_arg = NULL, *types_arg = NULL, *out = NULL;
     int want_attn = 0, want_hidden = 0, threads = 0;
     double rope_base = NAN, log_n0 = NAN;
+    cli_interventions iv = {0};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout, 0);
         if ((!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) && i + 1 < argc) model = argv[++i];
@@ -43,6 +46,8 @@ int cmd_logits(int argc, char **argv)
                 fprintf(stderr, "heed logits: %s: expected a number\n", a);
                 return usage(stderr, 2);
             }
+        } else if (!strcmp(argv[i], "--intervene") && i + 1 < argc) {
+            if (!cli_add_intervention(&iv, argv[++i], "logits")) return usage(stderr, 2);
         } else if (!strcmp(argv[i], "--attn")) want_attn = 1;
         else if (!strcmp(argv[i], "--hidden")) want_hidden = 1;
         else {
@@ -73,7 +78,8 @@ int cmd_logits(int argc, char **argv)
         fprintf(stderr, "heed logits: cannot create a context\n");
         goto done;
     }
-    if (!cli_load_model(&m, ctx, model, rope_base, log_n0, "logits")) goto done;
+    if (!cli_load_model(&m, ctx, model, rope_base, log_n0, "logits") || !cli_apply_interventions(&iv, ctx, m, "logits"))
+        goto done;
     const heed_config *c = heed_model_config(m);
     int64_t NL = c->n_layers, H = c->n_heads, d = c->hidden, V = c->vocab, n_out = 0;
     int lm = heed_model_has_lm_head(m);

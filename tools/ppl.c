@@ -17,7 +17,7 @@
 static int usage(FILE *f, int rc)
 {
     fprintf(f, "usage: heed ppl -m MODEL (-f FILE | --ids IDS) [--ctx N] [--stride S] [--kv full] [--rope-base THETA]\n"
-               "                [--attn-log-scale N0] [--threads N]\n"
+               "                [--attn-log-scale N0] [--threads N] [--intervene SPEC]...\n"
                "  Perplexity exp(mean NLL) of the tokens of FILE (encoded with MODEL/tokenizer.json, special\n"
                "  tokens added as Hugging Face `encode` does) or of IDS, by the sliding-window method of the\n"
                "  transformers perplexity guide: windows of N tokens (default min(max_position_embeddings,\n"
@@ -25,7 +25,8 @@ static int usage(FILE *f, int rc)
                "  window's end, the first token of the text is never scored. Last stdout line:\n"
                "  {\"ppl\": ..., \"tokens\": scored tokens}.\n"
                "  --rope-base THETA: the RoPE base instead of config.json's rope_theta (context extension).\n"
-               "  --attn-log-scale N0: attention logits of position p times max(1, log(p+1)/log(N0)).\n");
+               "  --attn-log-scale N0: attention logits of position p times max(1, log(p+1)/log(N0)).\n"
+               CLI_INTERVENE_HELP);
     return rc;
 }
 
@@ -70,6 +71,7 @@ int cmd_ppl(int argc, char **argv)
 {
     const char *model = NULL, *file = NULL, *ids_arg = NULL, *kv = NULL;
     double ctx_len = 0, stride = 0, threads = 0, rope_base = NAN, log_n0 = NAN;
+    cli_interventions iv = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(stdout, 0);
@@ -78,6 +80,11 @@ int cmd_ppl(int argc, char **argv)
                 fprintf(stderr, "heed ppl: %s: expected a number\n", a);
                 return usage(stderr, 2);
             }
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--intervene")) {
+            if (!cli_add_intervention(&iv, v, "ppl")) return usage(stderr, 2);
             i++;
             continue;
         }
@@ -115,7 +122,8 @@ int cmd_ppl(int argc, char **argv)
         fprintf(stderr, "heed ppl: cannot create a context\n");
         goto done;
     }
-    if (!cli_load_model(&m, ctx, model, rope_base, log_n0, "ppl")) goto done;
+    if (!cli_load_model(&m, ctx, model, rope_base, log_n0, "ppl") || !cli_apply_interventions(&iv, ctx, m, "ppl"))
+        goto done;
     const heed_config *c = heed_model_config(m);
     if (!heed_model_has_lm_head(m)) {
         fprintf(stderr, "heed ppl: %s is an encoder without an LM head: no perplexity\n", c->model_type);

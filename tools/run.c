@@ -17,7 +17,7 @@ static int usage(FILE *f, int rc)
 {
     fprintf(f, "usage: heed run -m MODEL (-p TEXT | --ids IDS) [-n N] [--greedy] [--temp T] [--top-k K] [--top-p P]\n"
                "                [--min-p M] [--repeat-penalty R] [--seed S] [--kv full] [--print-ids] [--threads N]\n"
-               "                [--rope-base THETA] [--attn-log-scale N0]\n"
+               "                [--rope-base THETA] [--attn-log-scale N0] [--intervene SPEC]...\n"
                "  Generates up to N (default 128) tokens after the prompt, stopping at EOS. -p needs\n"
                "  MODEL/tokenizer.json (special tokens added as Hugging Face `encode` does); --ids does not\n"
                "  (without a tokenizer no text is printed). Defaults come from generation_config.json:\n"
@@ -26,7 +26,8 @@ static int usage(FILE *f, int rc)
                "  seed is random and printed on stderr. --print-ids: the generated ids (prompt excluded, EOS\n"
                "  included when reached) as one JSON array on the last stdout line.\n"
                "  --rope-base THETA: the RoPE base instead of config.json's rope_theta (context extension).\n"
-               "  --attn-log-scale N0: attention logits of position p times max(1, log(p+1)/log(N0)).\n");
+               "  --attn-log-scale N0: attention logits of position p times max(1, log(p+1)/log(N0)).\n"
+               CLI_INTERVENE_HELP);
     return rc;
 }
 
@@ -95,6 +96,7 @@ int cmd_run(int argc, char **argv)
     double n_new = 128, temp = NAN, top_k = NAN, top_p = NAN, min_p = NAN, penalty = 1, seed = NAN, threads = 0,
            rope_base = NAN, log_n0 = NAN;
     int greedy = 0, print_ids = 0, sampling = 0;
+    cli_interventions iv = {0};
     const struct {
         const char *name;
         double *v;
@@ -112,6 +114,11 @@ int cmd_run(int argc, char **argv)
         }
         if (!strcmp(a, "--print-ids")) {
             print_ids = 1;
+            continue;
+        }
+        if (!strcmp(a, "--intervene")) {
+            if (!cli_add_intervention(&iv, v, "run")) return usage(stderr, 2);
+            i++;
             continue;
         }
         const char **str = !strcmp(a, "-m") || !strcmp(a, "--model") ? &model
@@ -152,7 +159,8 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "heed run: cannot create a context\n");
         goto done;
     }
-    if (!cli_load_model(&m, ctx, model, rope_base, log_n0, "run")) goto done;
+    if (!cli_load_model(&m, ctx, model, rope_base, log_n0, "run") || !cli_apply_interventions(&iv, ctx, m, "run"))
+        goto done;
     const heed_config *c = heed_model_config(m);
     const heed_gen_config *gen = heed_model_gen_config(m);
     if (!heed_model_has_lm_head(m)) {
