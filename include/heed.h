@@ -697,12 +697,18 @@ heed_status heed_model_set_head_scale(heed_ctx *ctx, heed_model *m, const float 
  *   VAR:     a fraction frac of p_0 (the first token, the sink) moved to the keys of [a, b), a >= 1, in
  *            proportion to their p.
  *   STEER:   p' = (1 - alpha) p + alpha p|span / sum(p|span), span [a, b).
- *   INHIBIT: p_j < tau max(p) set to 0 and the row renormalised. */
-typedef enum heed_edit { HEED_EDIT_BOS, HEED_EDIT_ACT, HEED_EDIT_VAR, HEED_EDIT_STEER, HEED_EDIT_INHIBIT } heed_edit;
+ *   INHIBIT: p_j < tau max(p) set to 0 and the row renormalised.
+ * and one edit of the output rather than of p:
+ *   MEAN:    mean ablation: the output row of query i replaced by the mean of the head's unedited outputs
+ *            over positions 0 .. i (the positions it sees; all rows when bidirectional), the sums kept on the
+ *            model across calls as ACT's. */
+typedef enum heed_edit {
+    HEED_EDIT_BOS, HEED_EDIT_ACT, HEED_EDIT_VAR, HEED_EDIT_STEER, HEED_EDIT_INHIBIT, HEED_EDIT_MEAN
+} heed_edit;
 typedef struct heed_intervention {
     heed_edit kind;
     int64_t layer, head;  /* query head */
-    double amount;        /* ACT beta in [0, 1], VAR frac in [0, 1], STEER alpha in [0, 1], INHIBIT tau in [0, 1] */
+    double amount;        /* ACT beta, VAR frac, STEER alpha, INHIBIT tau: in [0, 1] (BOS, MEAN: unused) */
     double threshold;     /* ACT: hidden-sink threshold on s_j (0.1 in the paper) */
     int64_t a, b;         /* VAR, STEER: key span [a, b), 0 <= a < b, VAR a >= 1 (keys past the row's end are
                            * ignored) */
@@ -712,7 +718,7 @@ typedef struct heed_intervention {
 void heed_intervention_init(heed_intervention *iv, heed_edit kind, int64_t layer, int64_t head);
 /* Applies list [n] in every later forward (copied; n = 0 or list NULL removes them). At most one per
  * (layer, head); out-of-range heads, amounts or spans are HEED_ERR_INVALID naming the entry. Resets the ACT
- * sums (a new sequence must start at pos 0). */
+ * and MEAN sums (a new sequence must start at pos 0). */
 heed_status heed_model_set_interventions(heed_ctx *ctx, heed_model *m, const heed_intervention *list, int64_t n);
 /* v [T, D] out: the cached value vectors of positions [0, T) in the KV head that query head h of layer L
  * reads (what the edits above weigh). T <= heed_model_n_cached. */

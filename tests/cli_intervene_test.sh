@@ -24,7 +24,7 @@ for spec in act:0.1:1 act:1.3:1 var:0.2:2-6:0 steer:1.0:3-8:0 inhibit:1.2:0; do
 done
 got=$(ppl --intervene act:0.1:1 --intervene steer:1.0:3-8:0 --intervene inhibit:0.3:0)
 [ "$(close "$got" "$base" 1e-5)" = 1 ] && ok || bad "ppl three identity edits: $got, expected $base"
-for spec in bos:0.1 ablate:1.1 var:1.2:2-6:1 steer:0.0:3-8:0.9 inhibit:1.0:0.5 act:0.2:0.1; do
+for spec in bos:0.1 ablate:1.1 mean:0.2 var:1.2:2-6:1 steer:0.0:3-8:0.9 inhibit:1.0:0.5 act:0.2:0.1; do
   got=$(ppl --intervene "$spec")
   [ -n "$got" ] && [ "$(close "$got" "$base" 1e-3)" = 0 ] && ok || bad "ppl $spec: $got, expected a change from $base"
 done
@@ -57,6 +57,7 @@ refuse 2 var:0.1 "key span"
 refuse 2 steer:0.1:3-5:1.5 "in \[0, 1\]"
 refuse 2 act:0.1:0.4x "in \[0, 1\]"
 refuse 2 bos:0.1:0.5 "takes no amount"
+refuse 2 mean:0.1:0.5 "takes no amount"
 refuse 1 bos:2.0 "no such layer or head"
 refuse 1 inhibit:0.4 "no such layer or head"
 refuse 1 ablate:0.7 "2 layers of 4 heads"

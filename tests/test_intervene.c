@@ -75,11 +75,13 @@ static void ref_edit(double *p, const heed_intervention *iv, const double *s, in
         for (int64_t j = 0; j <= t; j++) p[j] = p[j] < x * mx ? 0 : p[j], sum += p[j];
         for (int64_t j = 0; j <= t; j++) p[j] /= sum;
         break;
+    case HEED_EDIT_MEAN: /* an output edit: check_edit averages the outputs */
+        break;
     }
 }
 
 /* With iv on (L, h): the head's output rows (probe head_out) against sum_j p'_j v_j, p' the reference edit of
- * the captured original probabilities, v the cached values; and the output must differ from the unedited one
+ * the captured original probabilities, v the cached values (MEAN: the mean of the unedited rows 0 .. t); and the output must differ from the unedited one
  * by at least min_change (so the edit did something). */
 static void check_edit(heed_ctx *ctx, heed_model *m, const int32_t *ids, heed_intervention iv, double min_change,
                        const char *what)
@@ -112,7 +114,8 @@ static void check_edit(heed_ctx *ctx, heed_model *m, const int32_t *ids, heed_in
         const float *o = out + (slot * T + t) * D, *o0 = out0 + (slot * T + t) * D;
         for (int64_t i = 0; i < D; i++) {
             double r = 0;
-            for (int64_t j = 0; j < T; j++) r += p[j] * v[j * D + i];
+            for (int64_t j = 0; j < T; j++)
+                r += iv.kind != HEED_EDIT_MEAN ? p[j] * v[j * D + i] : j <= t ? out0[(slot * T + j) * D + i] / (t + 1.0) : 0;
             err = fmax(err, fabs(o[i] - r));
             change = fmax(change, fabs(o[i] - o0[i]));
         }
@@ -123,7 +126,8 @@ static void check_edit(heed_ctx *ctx, heed_model *m, const int32_t *ids, heed_in
     free(sel), free(probs), free(P), free(out), free(out0), free(v);
 }
 
-/* Logits of the last token: a full forward with iv against a prefill of T - 1 tokens and one cached step. */
+/* Logits of the last token: a full forward with iv against a prefill of T - 1 tokens and one cached step
+ * (ACT only on the last layer: below it the prefill's rows are edited with the prefill's sums). */
 static void check_decode(heed_ctx *ctx, heed_model *m, const int32_t *ids, heed_intervention iv, const char *what)
 {
     int64_t V = heed_model_config(m)->vocab;
@@ -195,12 +199,13 @@ int main(void)
     heed_intervention act = edit(HEED_EDIT_ACT, 1, 2, 0.4, 0, 0);
     act.threshold = 0.05;
     heed_intervention cases[] = {edit(HEED_EDIT_BOS, 0, 1, 0, 0, 0), act, edit(HEED_EDIT_VAR, 1, 3, 0.5, 3, 7),
-                                 edit(HEED_EDIT_STEER, 0, 0, 0.7, 4, 9), edit(HEED_EDIT_INHIBIT, 1, 0, 0.2, 0, 0)};
-    const char *cn[] = {"bos", "act", "var", "steer", "inhibit"};
-    for (int k = 0; k < 5; k++) check_edit(ctx, m, ids, cases[k], 1e-3, cn[k]);
-    for (int k = 0; k < 5; k++) check_decode(ctx, m, ids, cases[k], cn[k]);
-    forward(ctx, m, lg, ids, cases, 5);
-    CHECK(t_max_abs(base, lg, T * V) > 1e-3, "five edits together left the logits unchanged");
+                                 edit(HEED_EDIT_STEER, 0, 0, 0.7, 4, 9), edit(HEED_EDIT_INHIBIT, 1, 0, 0.2, 0, 0),
+                                 edit(HEED_EDIT_MEAN, 0, 3, 0, 0, 0)};
+    const char *cn[] = {"bos", "act", "var", "steer", "inhibit", "mean"};
+    for (int k = 0; k < 6; k++) check_edit(ctx, m, ids, cases[k], 1e-3, cn[k]);
+    for (int k = 0; k < 6; k++) check_decode(ctx, m, ids, cases[k], cn[k]);
+    forward(ctx, m, lg, ids, cases, 6);
+    CHECK(t_max_abs(base, lg, T * V) > 1e-3, "six edits together left the logits unchanged");
     check_errors(ctx, m, ids);
     free(base), free(lg);
     heed_model_free(m);

@@ -140,22 +140,24 @@ int cli_add_intervention(cli_interventions *x, const char *spec, const char *cmd
 {
     static const struct { const char *name; int kind, span; } KINDS[] = {
         {"bos", HEED_EDIT_BOS, 0},     {"act", HEED_EDIT_ACT, 0},         {"var", HEED_EDIT_VAR, 1},
-        {"steer", HEED_EDIT_STEER, 1}, {"inhibit", HEED_EDIT_INHIBIT, 0}, {"ablate", -1, 0}};
+        {"steer", HEED_EDIT_STEER, 1}, {"inhibit", HEED_EDIT_INHIBIT, 0}, {"mean", HEED_EDIT_MEAN, 0},
+        {"ablate", -1, 0}};
     if (!spec) {
         fprintf(stderr, "heed %s: --intervene: no SPEC after it\n", cmd);
         return 0;
     }
     const char *why = NULL, *colon = strchr(spec, ':'), *s = colon ? colon + 1 : spec;
     int k = -1;
-    for (int i = 0; colon && i < 6; i++)
+    for (int i = 0; colon && i < (int)(sizeof KINDS / sizeof KINDS[0]); i++)
         if ((size_t)(colon - spec) == strlen(KINDS[i].name) && !strncmp(spec, KINDS[i].name, (size_t)(colon - spec))) k = i;
     int64_t L = 0, H = 0, a = 0, b = 0;
     double amount = NAN;
-    if (k < 0) why = "expected bos, act, var, steer, inhibit or ablate, then ':'";
+    if (k < 0) why = "expected bos, act, var, steer, inhibit, mean or ablate, then ':'";
     else if (!spec_int(&L, &s, ".") || *s++ != '.' || !spec_int(&H, &s, ":")) why = "expected L.H (layer.head) after the kind";
     else if (KINDS[k].span && (*s++ != ':' || !spec_int(&a, &s, "-") || *s++ != '-' || !spec_int(&b, &s, ":")))
         why = "expected a key span a-b after L.H";
-    else if (*s == ':' && (KINDS[k].kind == HEED_EDIT_BOS || KINDS[k].kind < 0)) why = "takes no amount";
+    else if (*s == ':' && (KINDS[k].kind == HEED_EDIT_BOS || KINDS[k].kind == HEED_EDIT_MEAN || KINDS[k].kind < 0))
+        why = "takes no amount";
     else if (*s == ':' && (!cli_parse_num(&amount, s + 1) || !(amount >= 0.0 && amount <= 1.0)))
         why = "the amount must be a number in [0, 1]";
     else if (*s && *s != ':') why = "unexpected text after the head";

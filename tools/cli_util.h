@@ -43,7 +43,7 @@ int cli_load_model(heed_model **m, heed_ctx *ctx, const char *dir, double rope_b
                    const char *cmd);
 
 /* The --intervene SPECs of a model command (at most CLI_MAX_INTERVENE), in the order given:
- *   bos:L.H  act:L.H[:beta]  var:L.H:a-b[:frac]  steer:L.H:a-b[:alpha]  inhibit:L.H[:tau]  ablate:L.H
+ *   bos:L.H  act:L.H[:beta]  var:L.H:a-b[:frac]  steer:L.H:a-b[:alpha]  inhibit:L.H[:tau]  mean:L.H  ablate:L.H
  * (heed_intervention; ablate zeroes the head's output through heed_model_set_head_scale). */
 #define CLI_MAX_INTERVENE 64
 typedef struct cli_interventions {
@@ -60,7 +60,8 @@ typedef struct cli_interventions {
     "    act:L.H[:beta] scale hidden-sink columns (s_j > 0.1) by beta (0.4), freed mass to the other keys;\n"    \
     "    var:L.H:a-b[:frac] move frac (0.5) of the first token's attention to keys [a, b);\n"                  \
     "    steer:L.H:a-b[:alpha] (1 - alpha) p + alpha p restricted to [a, b), renormalised (alpha 0.5);\n"       \
-    "    inhibit:L.H[:tau] zero probabilities below tau (0.01) times the row's largest, renormalise.\n"
+    "    inhibit:L.H[:tau] zero probabilities below tau (0.01) times the row's largest, renormalise;\n"          \
+    "    mean:L.H the head's output at position i replaced by its mean over positions 0..i.\n"
 /* Adds spec (the value of --intervene, NULL when missing; kept, not copied) to *x. Returns 1 when well formed, 0 after printing
  * "heed CMD: --intervene SPEC: why". */
 int cli_add_intervention(cli_interventions *x, const char *spec, const char *cmd);

@@ -8,7 +8,7 @@
 void heed_intervention_init(heed_intervention *iv, heed_edit kind, int64_t layer, int64_t head)
 {
     static const double amount[] = {[HEED_EDIT_BOS] = 0.0, [HEED_EDIT_ACT] = 0.4, [HEED_EDIT_VAR] = 0.5,
-                                    [HEED_EDIT_STEER] = 0.5, [HEED_EDIT_INHIBIT] = 0.01};
+                                    [HEED_EDIT_STEER] = 0.5, [HEED_EDIT_INHIBIT] = 0.01, [HEED_EDIT_MEAN] = 0.0};
     iv->kind = kind;
     iv->layer = layer;
     iv->head = head;
@@ -72,5 +72,7 @@ void model_edit_row(float *p, const float *s, const uint8_t *sink, const heed_in
         for (int64_t j = 0; sum > 0.0 && j < Tk; j++) p[j] = (float)(p[j] / sum);
         return;
     }
+    case HEED_EDIT_MEAN: /* edits the output, not p (model.c) */
+        return;
     }
 }

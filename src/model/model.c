@@ -87,6 +87,7 @@ struct heed_model {
     heed_intervention *iv;         /* [n_iv] heed_model_set_interventions */
     int64_t n_iv;
     float *iv_recv;                /* [n_iv, iv_cap]: ACT's column sums of the original probabilities */
+    double *iv_sum;                /* [n_iv, head_dim]: MEAN's sums of the original output rows */
     int64_t iv_cap, iv_rows;       /* iv_rows: the query rows summed (-1: unknown, a sequence must restart) */
 };
 
@@ -254,6 +255,7 @@ void heed_model_free(heed_model *m)
     free(m->head_scale);
     free(m->iv);
     free(m->iv_recv);
+    free(m->iv_sum);
     heed_st_close(m->st);
     free(m);
 }
@@ -584,6 +586,20 @@ static void intervene_task(void *arg, int64_t k, int thread)
     double *acc = heed_scratch(J->ctx, thread);                   /* [D] */
     float *s = (float *)(acc + D), *p = s + Tk, *alpha = p + Tk; /* [3, Tk] */
     uint8_t *sink = (uint8_t *)(alpha + Tk);                     /* [Tk] */
+    if (iv->kind == HEED_EDIT_MEAN) {
+        /* causal: row t the mean over positions 0 .. pos + t; bidirectional: over all rows */
+        double *sum = m->iv_sum + k * D;
+        const int all = J->d->mask.kind == HEED_MASK_NONE;
+        for (int64_t t = 0; all && t < n; t++)
+            for (int64_t i = 0; i < D; i++) sum[i] += m->att[t * H * D + h * D + i];
+        for (int64_t t = 0; t < n; t++)
+            for (int64_t i = 0; i < D; i++) {
+                float *o = m->att + t * H * D + h * D + i;
+                if (!all) sum[i] += *o;
+                *o = (float)(sum[i] / (double)(all ? n : pos + t + 1));
+            }
+        return;
+    }
     if (iv->kind == HEED_EDIT_ACT) {
         float *recv = m->iv_recv + k * m->iv_cap;
         for (int64_t t = 0; t < n; t++) {
@@ -618,15 +634,15 @@ static heed_status intervene(heed_ctx *ctx, heed_model *m, const heed_attn_desc 
     return HEED_OK;
 }
 
-/* Before a forward over positions [pos, pos + n): ACT's column sums restart at pos 0 and must otherwise
+/* Before a forward over positions [pos, pos + n): ACT's and MEAN's sums restart at pos 0 and must otherwise
  * continue where the last forward ended. */
 static heed_status intervene_begin(heed_ctx *ctx, heed_model *m, int64_t pos, int64_t n)
 {
-    int act = 0;
-    for (int64_t k = 0; k < m->n_iv; k++) act |= m->iv[k].kind == HEED_EDIT_ACT;
-    if (!act) return HEED_OK;
+    int sums = 0;
+    for (int64_t k = 0; k < m->n_iv; k++) sums |= m->iv[k].kind == HEED_EDIT_ACT || m->iv[k].kind == HEED_EDIT_MEAN;
+    if (!sums) return HEED_OK;
     if (pos != 0 && pos != m->iv_rows)
-        return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_forward: an ACT intervention sums the rows of the sequence "
+        return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_forward: an ACT or MEAN intervention sums the rows of the sequence "
                          "so far, which cover %lld positions, but the forward starts at pos %lld: restart at pos 0",
                          (long long)(m->iv_rows < 0 ? 0 : m->iv_rows), (long long)pos);
     if (pos + n > m->iv_cap) {
@@ -639,7 +655,10 @@ static heed_status intervene_begin(heed_ctx *ctx, heed_model *m, int64_t pos, in
         m->iv_recv = r;
         m->iv_cap = cap;
     }
-    if (pos == 0) memset(m->iv_recv, 0, sizeof(float) * (size_t)(m->n_iv * m->iv_cap));
+    if (pos == 0) {
+        memset(m->iv_recv, 0, sizeof(float) * (size_t)(m->n_iv * m->iv_cap));
+        memset(m->iv_sum, 0, sizeof(double) * (size_t)(m->n_iv * m->cfg.head_dim));
+    }
     m->iv_rows = -1; /* until this forward completes */
     return HEED_OK;
 }
@@ -891,12 +910,12 @@ heed_status heed_model_set_interventions(heed_ctx *ctx, heed_model *m, const hee
     if (!m || n < 0 || (n && !list))
         return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_set_interventions: NULL model or list, or n = %lld < 0",
                          (long long)n);
-    static const char *const names[] = {"bos", "act", "var", "steer", "inhibit"};
+    static const char *const names[] = {"bos", "act", "var", "steer", "inhibit", "mean"};
     for (int64_t k = 0; k < n; k++) {
         const heed_intervention *iv = &list[k];
         const int span = iv->kind == HEED_EDIT_VAR || iv->kind == HEED_EDIT_STEER;
         const char *why = NULL;
-        if (iv->kind < HEED_EDIT_BOS || iv->kind > HEED_EDIT_INHIBIT) why = "unknown edit kind";
+        if (iv->kind < HEED_EDIT_BOS || iv->kind > HEED_EDIT_MEAN) why = "unknown edit kind";
         else if (iv->layer < 0 || iv->layer >= m->cfg.n_layers || iv->head < 0 || iv->head >= m->cfg.n_heads)
             why = "no such layer or head";
         else if (!(iv->amount >= 0.0 && iv->amount <= 1.0)) why = "amount outside [0, 1]";
@@ -908,17 +927,23 @@ heed_status heed_model_set_interventions(heed_ctx *ctx, heed_model *m, const hee
             if (list[e].layer == iv->layer && list[e].head == iv->head) why = "a second edit of the same head";
         if (why)
             return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_set_interventions: entry %lld (%s, layer %lld head %lld): %s",
-                             (long long)k, iv->kind >= HEED_EDIT_BOS && iv->kind <= HEED_EDIT_INHIBIT ? names[iv->kind]
+                             (long long)k, iv->kind >= HEED_EDIT_BOS && iv->kind <= HEED_EDIT_MEAN ? names[iv->kind]
                                                                                                       : "?",
                              (long long)iv->layer, (long long)iv->head, why);
     }
     heed_intervention *copy = NULL;
-    if (n && !(copy = malloc(sizeof *copy * (size_t)n)))
+    double *sum = NULL;
+    if (n && (!(copy = malloc(sizeof *copy * (size_t)n)) ||
+              !(sum = calloc((size_t)(n * m->cfg.head_dim), sizeof *sum)))) {
+        free(copy);
         return heed_fail(ctx, HEED_ERR_NOMEM, "heed_model_set_interventions: out of memory");
+    }
     if (n) memcpy(copy, list, sizeof *copy * (size_t)n);
     free(m->iv);
     free(m->iv_recv);
+    free(m->iv_sum);
     m->iv = copy;
+    m->iv_sum = sum;
     m->n_iv = n;
     m->iv_recv = NULL;
     m->iv_cap = 0;
