@@ -572,8 +572,8 @@ typedef struct intervene_job {
     int64_t L, n, Tk;
 } intervene_job;
 
-/* Task k: intervention k, when it is on layer L, rewrites its head's output rows in m->att from edited
- * probabilities (ACT first adds this call's original rows to its column sums). */
+/* Task k: intervention k, when it is on layer L, rewrites its head's output rows in m->att: from edited
+ * probabilities (ACT first adds this call's original rows to its column sums), or MEAN's running mean. */
 static void intervene_task(void *arg, int64_t k, int thread)
 {
     const intervene_job *J = arg;
