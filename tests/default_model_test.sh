@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # default_model_test.sh — the embedded default model (models/default): the CLI finds it when -m is left
 # out, generates from it deterministically, its held-out perplexity is the one its model card states,
-# and its attention shows what the card records: a first-token sink head and the best induction score.
+# and its attention shows what the card records: a first-token sink head and an induction head.
 # Usage: default_model_test.sh HEED
 set -u
 heed="$1"
@@ -36,12 +36,12 @@ got=$(echo "$line" | sed -n 's/.*"ppl": *\([0-9.e+-]*\).*/\1/p')
 top=$(sed -n 's/.*"rank": 1,.*"score": \([0-9.e+-]*\).*/\1/p' "$tmp/sink")
 [ -n "$top" ] && [ "$(awk -v s="$top" 'BEGIN { print (s > 0.9) }')" = 1 ] && ok || bad "no first-token sink head (top alpha_0 '$top')"
 
-# the best induction head on [BOS, r, r] (TransformerLens' test, n = 50): the row_mean the card records,
-# within 2% (the card says no head has formed yet; this keeps the record true for the committed weights)
+# an induction head on [BOS, r, r] (TransformerLens' test, n = 50): the row_mean the card records, within
+# 2%, and well above uniform attention (~0.015)
 want=$(card_value "induction row_mean")
 "$heed" heads --score induction --json >"$tmp/ind" 2>/dev/null
 got=$(sed -n 's/.*"rank": 1,.*"row_mean": \([0-9.e+-]*\).*/\1/p' "$tmp/ind")
-[ -n "$want" ] && [ -n "$got" ] && [ "$(close "$got" "$want" 0.02)" = 1 ] && ok ||
-  bad "induction: row_mean '$got', the card says '$want'"
+[ -n "$want" ] && [ -n "$got" ] && [ "$(close "$got" "$want" 0.02)" = 1 ] &&
+  [ "$(awk -v s="$got" 'BEGIN { print (s > 0.3) }')" = 1 ] && ok || bad "induction head: row_mean '$got', the card says '$want'"
 
 finish default_model

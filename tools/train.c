@@ -24,8 +24,9 @@ static int usage(FILE *f, int rc)
         "                      eos_token); each row starts with BOS when the tokenizer adds one\n"
         "  --data FILE.tok     a token file (docs/training.md)\n"
         "  --heldout F         fraction of the corpus/token file held out for evaluation (0.01)\n"
-        "  --repeat-frac P     share of text rows whose first half is repeated (teaches copying; 0)\n"
-        "  --repeat-shuffle    shuffle the tokens of that half first, so that only copying predicts it\n"
+        "  --repeat-frac P     share of text rows holding a span of 8..T/2 tokens twice in a row, at a random\n"
+        "                      place (teaches copying from context; 0)\n"
+        "  --repeat-shuffle    shuffle the span first, so that memorising the corpus cannot predict it\n"
         "  --task mqar|backcopy|bursty|repeat   a synthetic task with the papers' defaults, and\n"
         "  --task-vocab V --pairs N --triggers K --copies-only --classes K --labels L --burstiness B\n"
         "model (new runs):\n"
@@ -168,7 +169,7 @@ typedef struct source {
     int32_t eos;           /* appended to every document of a text when >= 0 */
     double repeat_frac;    /* share of text rows that repeat their first half (induction) */
     int repeat_shuffle;    /* shuffle that half first */
-    int32_t *perm;         /* [T] scratch for the shuffle */
+    int32_t *perm;         /* [T + 1] scratch: one row being built */
     int32_t *scratch_in, *scratch_tg;
 } source;
 
@@ -335,31 +336,33 @@ static int source_open(source *s, heed_ctx *ctx, const opts *o)
 
 /* B training rows of T tokens. Text rows start with BOS (when the tokenizer has one), then T - 1
  * corpus tokens, as the runtime sees a prompt. With repeat_frac, that share of the rows (one draw each)
- * holds its first h = (T - 1) / 2 corpus tokens twice, so that copying from context pays. */
+ * hold a span of L corpus tokens (L uniform in [8, (T - 1) / 2], at a uniform place) followed at once by
+ * the same span again: the period and place vary, so only copying from context predicts the repeat
+ * (with repeat_shuffle the span is shuffled first, so memorising the corpus cannot predict it either). */
 static heed_status next_batch(source *s, heed_ctx *ctx, int32_t *in, int32_t *tg, int64_t B, int64_t T, uint64_t *rng)
 {
     if (s->task) return heed_task_batch(ctx, in, tg, s->task, B, T, rng);
     if (s->bos < 0) return heed_data_batch(ctx, in, tg, s->data, B, T, rng);
     heed_status st = heed_data_batch(ctx, s->scratch_in, s->scratch_tg, s->data, B, T - 1, rng);
+    int32_t *seq = s->perm; /* [T + 1]: BOS, the window, its next token */
     for (int64_t b = 0; st == HEED_OK && b < B; b++) {
-        const int32_t *x = s->scratch_in + b * (T - 1), *y = s->scratch_tg + b * (T - 1);
-        int32_t *row = in + b * T, *next = tg + b * T;
-        int repeat = s->repeat_frac > 0 && (double)(heed_rng_next(rng) >> 11) * 0x1p-53 < s->repeat_frac;
-        int64_t h = (T - 1) / 2;
-        if (repeat && s->repeat_shuffle) { /* a novel sequence: memorising the corpus cannot predict it */
-            memcpy(s->perm, x, sizeof(int32_t) * (size_t)h);
-            for (int64_t i = h - 1; i > 0; i--) {
+        seq[0] = s->bos;
+        memcpy(seq + 1, s->scratch_in + b * (T - 1), sizeof(int32_t) * (size_t)(T - 1));
+        seq[T] = s->scratch_tg[b * (T - 1) + T - 2];
+        int repeat = s->repeat_frac > 0 && T >= 17 && (double)(heed_rng_next(rng) >> 11) * 0x1p-53 < s->repeat_frac;
+        if (repeat) {
+            int64_t L = 8 + (int64_t)heed_rng_below(rng, (uint64_t)((T - 1) / 2 - 7));
+            int64_t p = 1 + (int64_t)heed_rng_below(rng, (uint64_t)(T - 2 * L + 1)); /* p + 2L - 1 <= T */
+            for (int64_t i = L - 1; s->repeat_shuffle && i > 0; i--) {
                 int64_t j = (int64_t)heed_rng_below(rng, (uint64_t)i + 1);
-                int32_t t = s->perm[i];
-                s->perm[i] = s->perm[j];
-                s->perm[j] = t;
+                int32_t t = seq[p + i];
+                seq[p + i] = seq[p + j];
+                seq[p + j] = t;
             }
-            x = s->perm;
+            memcpy(seq + p + L, seq + p, sizeof(int32_t) * (size_t)L);
         }
-        row[0] = s->bos;
-        for (int64_t t = 1; t < T; t++) row[t] = repeat ? x[(t - 1) % h] : x[t - 1];
-        for (int64_t t = 0; t + 1 < T; t++) next[t] = row[t + 1];
-        next[T - 1] = repeat ? x[(T - 1) % h] : y[T - 2];
+        memcpy(in + b * T, seq, sizeof(int32_t) * (size_t)T);
+        memcpy(tg + b * T, seq + 1, sizeof(int32_t) * (size_t)T);
     }
     return st;
 }
@@ -545,7 +548,7 @@ int cmd_train(int argc, char **argv)
     logits = malloc(sizeof(float) * (size_t)(B * T * V));
     src.scratch_in = malloc(sizeof(int32_t) * (size_t)(B * T));
     src.scratch_tg = malloc(sizeof(int32_t) * (size_t)(B * T));
-    src.perm = malloc(sizeof(int32_t) * (size_t)T);
+    src.perm = malloc(sizeof(int32_t) * (size_t)(T + 1));
     if (!in || !tg || !logits || !src.scratch_in || !src.scratch_tg || !src.perm) {
         fprintf(stderr, "heed train: out of memory for a batch of %lld x %lld\n", (long long)B, (long long)T);
         goto done;
