@@ -40,6 +40,8 @@ static int usage(FILE *f, int rc)
         "  --wd 0.1 --clip 1 --beta2 0.95 --seed 1 --threads N\n"
         "output:\n"
         "  --log FILE.csv  --eval-every N (N/10) --eval-batches K (8) --save-every N (at the end only)\n"
+        "  --stop-after N  run at most N steps now, then save a resumable checkpoint and exit (for\n"
+        "                  time-limited machines; the schedule stays that of --steps)\n"
         "  --bf16          save the final weights in bf16 (no optimizer state: not resumable)\n"
         "Progress (step, loss, lr, tokens/s, ETA) goes to stderr.\n");
     return rc;
@@ -50,7 +52,7 @@ typedef struct opts {
     int resume, untied, bf16, n_threads, copies_only, repeat_shuffle;
     double heldout, lr, min_lr, wd, clip, beta2, rope_theta, moh_balance, repeat_frac;
     int64_t layers, hidden, heads, kv_heads, head_dim, ffn, seq, window, conv_kernel, moh[2], s2[3];
-    int64_t steps, batch, accum, warmup, seed, eval_every, eval_batches, save_every;
+    int64_t steps, batch, accum, warmup, seed, eval_every, eval_batches, save_every, stop_after;
     int64_t task_vocab, pairs, triggers, classes, labels, burstiness;
 } opts;
 
@@ -99,6 +101,7 @@ static int parse(opts *o, int argc, char **argv)
             {"--steps", &o->steps, 0, 1e12}, {"--batch", &o->batch, 1, 1 << 20}, {"--accum", &o->accum, 1, 1 << 20},
             {"--warmup", &o->warmup, 0, 1e12}, {"--seed", &o->seed, 0, 9e15}, {"--eval-every", &o->eval_every, 0, 1e12},
             {"--eval-batches", &o->eval_batches, 0, 1 << 20}, {"--save-every", &o->save_every, 0, 1e12},
+            {"--stop-after", &o->stop_after, 1, 1e12},
             {"--task-vocab", &o->task_vocab, 2, 1 << 24}, {"--pairs", &o->pairs, 1, 1 << 20},
             {"--triggers", &o->triggers, 1, 1 << 20}, {"--classes", &o->classes, 1, 1 << 20},
             {"--labels", &o->labels, 1, 1 << 20}, {"--burstiness", &o->burstiness, 1, 1 << 20}};
@@ -573,6 +576,7 @@ int cmd_train(int argc, char **argv)
             (long long)c->hidden, (long long)o.steps, (long long)o.accum, (long long)B, (long long)T,
             (long long)heed_trainer_step_count(tr));
     double t_start = now_s(), t_last = t_start;
+    int stopped = 0;
     int64_t first = heed_trainer_step_count(tr), print_every = o.steps / 100 > 0 ? o.steps / 100 : 1;
     for (int64_t step = first; step < o.steps; step++) {
         float lr = heed_lr_schedule(step, o.warmup, o.steps, (float)o.lr, (float)o.min_lr), loss_sum = 0, gn = 0;
@@ -615,8 +619,12 @@ int cmd_train(int argc, char **argv)
             fflush(log);
         }
         if (o.save_every > 0 && (step + 1) % o.save_every == 0 && step + 1 < o.steps && !save(ctx, tr, &o, 0)) goto done;
+        if (o.stop_after > 0 && step + 1 - first >= o.stop_after && step + 1 < o.steps) {
+            stopped = 1;
+            break;
+        }
     }
-    if (!save(ctx, tr, &o, o.bf16)) goto done;
+    if (!save(ctx, tr, &o, o.bf16 && !stopped)) goto done;
     fprintf(stderr, "heed train: saved %s\n", o.out);
     rc = 0;
 done:
