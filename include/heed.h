@@ -720,6 +720,13 @@ void heed_intervention_init(heed_intervention *iv, heed_edit kind, int64_t layer
  * (layer, head); out-of-range heads, amounts or spans are HEED_ERR_INVALID naming the entry. Resets the ACT
  * and MEAN sums (a new sequence must start at pos 0). */
 heed_status heed_model_set_interventions(heed_ctx *ctx, heed_model *m, const heed_intervention *list, int64_t n);
+/* Activation patching (docs/analysis.md, "Activation patching"): in every later forward, the output row of
+ * query head h of layer L at absolute position p, as o_proj reads it (after the interventions and
+ * heed_model_set_head_scale: what heed_probe.head_out captures), is replaced by out's slot (L, h, p) wherever
+ * select[(L * H + h) * len + p] is nonzero. select [NL, H, len] (copied), out [NL, H, len, D] (borrowed: it must
+ * stay valid while set); a forward must stay within pos + n <= len. select and out NULL remove the patch. */
+heed_status heed_model_set_head_patch(heed_ctx *ctx, heed_model *m, const uint8_t *select, const float *out,
+                                      int64_t len);
 /* v [T, D] out: the cached value vectors of positions [0, T) in the KV head that query head h of layer L
  * reads (what the edits above weigh). T <= heed_model_n_cached. */
 heed_status heed_model_cached_values(heed_ctx *ctx, const heed_model *m, float *v, int64_t L, int64_t h, int64_t T);

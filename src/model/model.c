@@ -88,6 +88,9 @@ struct heed_model {
     int64_t n_iv;
     float *iv_recv;                /* [n_iv, iv_cap]: ACT's column sums of the original probabilities */
     double *iv_sum;                /* [n_iv, head_dim]: MEAN's sums of the original output rows */
+    uint8_t *patch_sel;            /* [n_layers, n_heads, patch_len] heed_model_set_head_patch, or NULL: none */
+    const float *patch_out;        /* [n_layers, n_heads, patch_len, head_dim] (borrowed) */
+    int64_t patch_len;
     int64_t iv_cap, iv_rows;       /* iv_rows: the query rows summed (-1: unknown, a sequence must restart) */
 };
 
@@ -256,6 +259,7 @@ void heed_model_free(heed_model *m)
     free(m->iv);
     free(m->iv_recv);
     free(m->iv_sum);
+    free(m->patch_sel);
     heed_st_close(m->st);
     free(m);
 }
@@ -727,6 +731,12 @@ static heed_status attention(heed_ctx *ctx, heed_model *m, int64_t L, int64_t n,
             for (int64_t t = 0; sc != 1.0f && t < n; t++)
                 for (int64_t i = 0; i < D; i++) m->att[t * qd + h * D + i] *= sc;
         }
+    for (int64_t h = 0; m->patch_sel && h < Hq; h++)
+        for (int64_t t = 0; t < n; t++) {
+            const int64_t slot = (L * Hq + h) * m->patch_len + pos + t;
+            if (m->patch_sel[slot])
+                memcpy(m->att + t * qd + h * D, m->patch_out + slot * D, sizeof(float) * (size_t)D);
+        }
     s = observe(ctx, m, &ad, pr, probs, L, n, Tk);
     if (s != HEED_OK) return s;
     linear(ctx, m, m->xb, d, m->att, &w->o, n, qd, d);
@@ -828,6 +838,9 @@ heed_status heed_model_forward(heed_ctx *ctx, heed_model *m, float *logits, cons
                          (long long)pr->recv_len, (long long)(pos + n));
     heed_status s = reserve_tokens(ctx, m, n);
     if (s == HEED_OK) s = reserve_ctx(ctx, m, pos + n);
+    if (m->patch_sel && pos + n > m->patch_len)
+        return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_forward: the head patch covers %lld positions, the call "
+                         "reaches %lld", (long long)m->patch_len, (long long)(pos + n));
     if (s == HEED_OK) s = intervene_begin(ctx, m, pos, n);
     if (s != HEED_OK) return s;
     m->n_cached = pos; /* positions past pos are overwritten */
@@ -902,6 +915,26 @@ heed_status heed_model_set_head_scale(heed_ctx *ctx, heed_model *m, const float 
     if (!m->head_scale && !(m->head_scale = malloc(sizeof(float) * count)))
         return heed_fail(ctx, HEED_ERR_NOMEM, "heed_model_set_head_scale: out of memory");
     memcpy(m->head_scale, scale, sizeof(float) * count);
+    return HEED_OK;
+}
+
+heed_status heed_model_set_head_patch(heed_ctx *ctx, heed_model *m, const uint8_t *select, const float *out,
+                                      int64_t len)
+{
+    if (!m || ((select || out) && (!select || !out || len < 1)))
+        return heed_fail(ctx, HEED_ERR_INVALID, "heed_model_set_head_patch: NULL model, select without out (or out "
+                         "without select), or len = %lld < 1", (long long)len);
+    free(m->patch_sel);
+    m->patch_sel = NULL;
+    m->patch_out = NULL;
+    m->patch_len = 0;
+    if (!select) return HEED_OK;
+    size_t count = (size_t)(m->cfg.n_layers * m->cfg.n_heads * len);
+    if (!(m->patch_sel = malloc(count)))
+        return heed_fail(ctx, HEED_ERR_NOMEM, "heed_model_set_head_patch: out of memory");
+    memcpy(m->patch_sel, select, count);
+    m->patch_out = out;
+    m->patch_len = len;
     return HEED_OK;
 }
 
