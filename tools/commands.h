@@ -11,6 +11,7 @@ int cmd_embed(int argc, char **argv); /* heed embed: pooled sentence embedding (
 int cmd_train_tokenizer(int argc, char **argv); /* heed train-tokenizer: byte-level BPE (tools/train_tokenizer.c) */
 int cmd_inspect(int argc, char **argv); /* heed inspect: the attention viewer page (tools/inspect.c) */
 int cmd_heads(int argc, char **argv); /* heed heads: rank attention heads by a score (tools/heads.c) */
+int cmd_patch(int argc, char **argv); /* heed patch: activation patching of head outputs (tools/patch.c) */
 int cmd_train(int argc, char **argv); /* heed train: train a model (tools/train.c) */
 
 #endif

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# cli_patch_test.sh — `heed patch` (activation patching) on the tiny llama3-old checkpoint of tests/data/models:
+# JSON has one entry per head and per layer, each score is (metric - corrupt) / (clean - corrupt), a copy whose
+# layer-1 o_proj is zeroed gives exactly 0 for every patch of layer 1 (what a head writes cannot reach the logits)
+# and not for layer 0, --per selects, and errors are clear. Usage: cli_patch_test.sh HEED
+set -u
+heed="$1"
+data="$(cd "$(dirname "$0")" && pwd)/data"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/check.sh"
+m="$data/models/llama3-old"
+
+# a copy of model dir $1 in $2 with the weight named $3 zeroed in place (offsets from the header)
+zero_weight() {
+  mkdir -p "$2" && cp "$1"/*.json "$1"/model.safetensors "$2"/
+  local f="$2/model.safetensors" hlen
+  hlen=$(od -A n -t u8 -N 8 "$f" | tr -d ' ')
+  head -c $((8 + hlen)) "$f" | grep -ao "\"$3\":{[^}]*}" |
+    sed 's/.*"data_offsets":\[\([0-9]*\),\([0-9]*\)\].*/\1 \2/' | while read -r a b; do
+      dd if=/dev/zero of="$f" bs=1 seek=$((8 + hlen + a)) count=$((b - a)) conv=notrunc status=none
+    done
+}
+zero_weight "$m" "$tmp/z" 'model\.layers\.1\.self_attn\.o_proj\.weight'
+cmp -s "$m/model.safetensors" "$tmp/z/model.safetensors" && bad "zero_weight left the weights as they were" || ok
+
+args=(--clean-ids 1,10,11,12,10,11 --corrupt-ids 1,20,21,22,10,11 --answer-id 12 --foil-id 30)
+field() { grep -o "\"$1\": [^,}]*" | sed 's/.*: //'; }
+
+out=$("$heed" patch -m "$m" "${args[@]}" --json) && ok || bad "patch --json failed"
+[ "$(grep -c '"head":' <<<"$out")" -eq 8 ] && ok || bad "expected 8 head entries (2 layers x 4 heads): $out"
+[ "$(grep -c '"layer":' <<<"$out")" -eq 10 ] && ok || bad "expected 8 head + 2 layer entries: $out"
+clean=$(field clean <<<"$out") corrupt=$(field corrupt <<<"$out")
+paste <(field score <<<"$out") <(field metric <<<"$out") |
+  awk -v c="$clean" -v k="$corrupt" '{ n++; e = $1 - ($2 - k) / (c - k); if (e > 1e-6 || e < -1e-6) bad = 1 }
+                                     END { exit !(n == 10 && !bad) }' && ok || bad "score != normalised metric: $out"
+
+# layer 1's o_proj zeroed: every patch of layer 1 leaves the corrupted metric exactly; some head of layer 0 moves it
+out=$("$heed" patch -m "$tmp/z" "${args[@]}" --json)
+grep '"layer": 1' <<<"$out" | field score | awk '{ n++; if ($1 != 0) bad = 1 } END { exit !(n == 5 && !bad) }' && ok ||
+  bad "layer 1 with o_proj zeroed: expected 5 scores of exactly 0: $out"
+grep '"layer": 0' <<<"$out" | field score | awk '{ if ($1 > 1e-3 || $1 < -1e-3) moved = 1 } END { exit !moved }' && ok ||
+  bad "layer 0: no patch moved the metric: $out"
+
+out=$("$heed" patch -m "$m" "${args[@]}" --json --per layer)
+[ "$(grep -c '"layer":' <<<"$out")" -eq 2 ] && ! grep -q '"heads"' <<<"$out" && ok || bad "--per layer: $out"
+out=$("$heed" patch -m "$m" "${args[@]}" --per head)
+[ "$(grep -c '^[01] ' <<<"$out")" -eq 8 ] && ! grep -q ' all ' <<<"$out" && ok || bad "--per head table: $out"
+
+# errors: exit status and a message naming the problem
+err() { # expected-status pattern args...
+  local want="$1" pat="$2"
+  shift 2
+  "$heed" patch "$@" >/dev/null 2>"$tmp/err"
+  local rc=$?
+  [ $rc -eq "$want" ] && grep -q -- "$pat" "$tmp/err" && ok || bad "patch $* -> $rc: $(cat "$tmp/err")"
+}
+err 1 'same length' -m "$m" --clean-ids 1,2,3 --corrupt-ids 1,2 --answer-id 1 --foil-id 2
+err 1 'same metric' -m "$m" --clean-ids 1,2,3 --corrupt-ids 1,2,3 --answer-id 1 --foil-id 2
+err 1 'answer-id: expected an id' -m "$m" --clean-ids 1,2 --corrupt-ids 1,3 --answer-id 99999 --foil-id 2
+err 2 'one of them' -m "$m" --clean-ids 1,2 --corrupt-ids 1,3 --answer-id 1 --answer x --foil-id 2
+err 2 'corrupt TEXT or --corrupt-ids' -m "$m" --clean-ids 1,2 --answer-id 1 --foil-id 2
+err 2 'expected layer or head' -m "$m" "${args[@]}" --per neuron
+err 1 'tokenizer' -m "$m" --clean-ids 1,2 --corrupt-ids 1,3 --answer x --foil-id 2
+err 2 "unknown or incomplete option '--bogus'" -m "$m" "${args[@]}" --bogus
+
+finish cli_patch

@@ -1,0 +1,206 @@
+/* patch.c — `heed patch`: activation patching between a clean and a corrupted prompt (circuit analysis).
+ * Each head's (or each layer's) output on the corrupted prompt is replaced at every position by its output
+ * on the clean prompt (heed_model_set_head_patch), and the logit difference answer - foil at the last
+ * position is reported, normalised to 0 (corrupted run) .. 1 (clean run). */
+#include "cli_util.h"
+#include "commands.h"
+#include "heed.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int usage(FILE *f, int rc)
+{
+    fprintf(f, "usage: heed patch [-m MODEL] (--clean TEXT | --clean-ids IDS) (--corrupt TEXT | --corrupt-ids IDS)\n"
+               "                  (--answer TOK | --answer-id ID) (--foil TOK | --foil-id ID) [--per layer|head]\n"
+               "                  [--json] [--threads N]\n"
+               "  Activation patching (docs/analysis.md): the metric is logit[answer] - logit[foil] at the last\n"
+               "  position. For each head (and each layer: all its heads at once), the corrupted prompt is run with\n"
+               "  that head's output at every position replaced by its output on the clean prompt; the score is\n"
+               "  (patched - corrupt) / (clean - corrupt): 1 restores the clean metric, 0 changes nothing.\n"
+               "  Both prompts must have as many tokens. TOK: a token string, encoded without special tokens to\n"
+               "  exactly one id. --per restricts the report to heads or to layers (default: both).\n");
+    return rc;
+}
+
+/* The id of a token string (encoded without special tokens: exactly one id) or of an id argument. Returns 1
+ * on success, 0 after printing why. */
+static int token_arg(int32_t *id, heed_ctx *ctx, const heed_tokenizer *tok, const char *text, const char *id_arg,
+                     int64_t vocab, const char *what)
+{
+    if (id_arg) {
+        double v;
+        if (!cli_parse_num(&v, id_arg) || v != floor(v) || v < 0 || v >= (double)vocab) {
+            fprintf(stderr, "heed patch: --%s-id: expected an id 0..%lld, got '%s'\n", what, (long long)vocab - 1,
+                    id_arg);
+            return 0;
+        }
+        *id = (int32_t)v;
+        return 1;
+    }
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    if (heed_tokenize(ctx, &ids, &n, tok, text, strlen(text), HEED_TOK_NO_TRUNCATE | HEED_TOK_NO_PAD) != HEED_OK) {
+        fprintf(stderr, "heed patch: --%s: %s\n", what, heed_ctx_error(ctx));
+        return 0;
+    }
+    int one = n == 1 && ids[0] < vocab;
+    if (one) *id = ids[0];
+    else fprintf(stderr, "heed patch: --%s '%s' encodes to %lld tokens, expected exactly one (give --%s-id)\n", what,
+                 text, (long long)n, what);
+    free(ids);
+    return one;
+}
+
+/* The metric logit[answer] - logit[foil] of the last position of ids [T]; with out every head's output
+ * [NL, H, T, D] is captured. */
+static heed_status metric(double *x, heed_ctx *ctx, heed_model *m, float *logits, float *out, const int32_t *ids,
+                          int64_t T, int32_t answer, int32_t foil)
+{
+    heed_probe pr = {0};
+    pr.head_out = out;
+    heed_status s = heed_model_set_probe(ctx, m, out ? &pr : NULL);
+    if (s == HEED_OK) s = heed_model_forward(ctx, m, logits, NULL, ids, NULL, T, 0, HEED_FWD_LAST_LOGITS);
+    if (s != HEED_OK) return s;
+    *x = (double)logits[answer] - (double)logits[foil];
+    return heed_model_set_probe(ctx, m, NULL);
+}
+
+int cmd_patch(int argc, char **argv)
+{
+    const char *model = NULL, *text[2] = {NULL, NULL}, *ids_arg[2] = {NULL, NULL}, *tok_arg[2] = {NULL, NULL};
+    const char *id_arg[2] = {NULL, NULL}, *per = NULL, *threads_arg = NULL;
+    int json = 0, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(stdout, 0);
+        if (!strcmp(a, "--json")) json = 1;
+        else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && more) model = argv[++i];
+        else if (!strcmp(a, "--clean") && more) text[0] = argv[++i];
+        else if (!strcmp(a, "--corrupt") && more) text[1] = argv[++i];
+        else if (!strcmp(a, "--clean-ids") && more) ids_arg[0] = argv[++i];
+        else if (!strcmp(a, "--corrupt-ids") && more) ids_arg[1] = argv[++i];
+        else if (!strcmp(a, "--answer") && more) tok_arg[0] = argv[++i];
+        else if (!strcmp(a, "--foil") && more) tok_arg[1] = argv[++i];
+        else if (!strcmp(a, "--answer-id") && more) id_arg[0] = argv[++i];
+        else if (!strcmp(a, "--foil-id") && more) id_arg[1] = argv[++i];
+        else if (!strcmp(a, "--per") && more) per = argv[++i];
+        else if (!strcmp(a, "--threads") && more) threads_arg = argv[++i];
+        else {
+            fprintf(stderr, "heed patch: unknown or incomplete option '%s'\n", a);
+            return usage(stderr, 2);
+        }
+    }
+    static const char *prompt_name[2] = {"clean", "corrupt"}, *tok_name[2] = {"answer", "foil"};
+    for (int k = 0; k < 2; k++) {
+        if (!text[k] == !ids_arg[k]) {
+            fprintf(stderr, "heed patch: give --%s TEXT or --%s-ids IDS (one of them)\n", prompt_name[k],
+                    prompt_name[k]);
+            return usage(stderr, 2);
+        }
+        if (!tok_arg[k] == !id_arg[k]) {
+            fprintf(stderr, "heed patch: give --%s TOK or --%s-id ID (one of them)\n", tok_name[k], tok_name[k]);
+            return usage(stderr, 2);
+        }
+    }
+    if (per && strcmp(per, "layer") && strcmp(per, "head")) {
+        fprintf(stderr, "heed patch: --per: expected layer or head, got '%s'\n", per);
+        return 2;
+    }
+    if (threads_arg && !cli_parse_threads(&threads, threads_arg)) {
+        fprintf(stderr, "heed patch: --threads: expected a whole number 1..4096\n");
+        return 2;
+    }
+    if (!cli_check_model_kv(&model, NULL, "patch")) return 2;
+    heed_ctx *ctx = NULL;
+    heed_model *m = NULL;
+    heed_tokenizer *tok = NULL;
+    int32_t *ids[2] = {NULL, NULL}, tid[2] = {0, 0};
+    int64_t T[2] = {0, 0};
+    float *logits = NULL, *clean_out = NULL;
+    uint8_t *sel = NULL;
+    int rc = 1;
+    if (heed_ctx_create(&ctx, threads) != HEED_OK) {
+        fprintf(stderr, "heed patch: cannot create a context\n");
+        goto done;
+    }
+    if (!cli_load_model(&m, ctx, model, NAN, NAN, "patch")) goto done;
+    const heed_config *c = heed_model_config(m);
+    if (!cli_load_tokenizer(&tok, ctx, model, text[0] || text[1] || tok_arg[0] || tok_arg[1], "patch")) goto done;
+    for (int k = 0; k < 2; k++) {
+        if (!cli_input_ids(&ids[k], &T[k], ctx, tok, text[k], ids_arg[k], "patch")) goto done;
+        if (T[k] < 1) {
+            fprintf(stderr, "heed patch: the %s prompt has no tokens\n", prompt_name[k]);
+            goto done;
+        }
+    }
+    if (T[0] != T[1]) {
+        fprintf(stderr, "heed patch: the clean prompt has %lld tokens and the corrupted one %lld: patching needs "
+                        "prompts of the same length (position by position)\n", (long long)T[0], (long long)T[1]);
+        goto done;
+    }
+    for (int k = 0; k < 2; k++)
+        if (!token_arg(&tid[k], ctx, tok, tok_arg[k], id_arg[k], c->vocab, tok_name[k])) goto done;
+    const int64_t n = T[0], NL = c->n_layers, H = c->n_heads, D = c->head_dim;
+    logits = malloc(sizeof(float) * (size_t)c->vocab);
+    clean_out = malloc(sizeof(float) * (size_t)(NL * H * n * D));
+    sel = calloc((size_t)(NL * H * n), 1);
+    if (!logits || !clean_out || !sel) {
+        fprintf(stderr, "heed patch: out of memory\n");
+        goto done;
+    }
+    double clean, corrupt;
+    if (metric(&clean, ctx, m, logits, clean_out, ids[0], n, tid[0], tid[1]) != HEED_OK ||
+        metric(&corrupt, ctx, m, logits, NULL, ids[1], n, tid[0], tid[1]) != HEED_OK) {
+        fprintf(stderr, "heed patch: %s\n", heed_ctx_error(ctx));
+        goto done;
+    }
+    if (clean == corrupt) {
+        fprintf(stderr, "heed patch: the clean and corrupted prompts give the same metric (%.9g): nothing to "
+                        "normalise\n", clean);
+        goto done;
+    }
+    if (json) printf("{\"clean\": %.9g, \"corrupt\": %.9g", clean, corrupt);
+    else printf("metric logit[%d] - logit[%d]: clean %.6g, corrupt %.6g (%lld tokens)\n", tid[0], tid[1], clean,
+                corrupt, (long long)n);
+    /* pass 0: each head; pass 1: each layer (all its heads) */
+    for (int pass = 0; pass < 2; pass++) {
+        if (per && (pass == 0) != !strcmp(per, "head")) continue;
+        const int64_t count = pass == 0 ? NL * H : NL;
+        if (json) printf(",\n \"%s\": [", pass == 0 ? "heads" : "layers");
+        else printf("%-6s %-5s %-10s metric\n", "layer", pass == 0 ? "head" : "heads", "score");
+        for (int64_t e = 0; e < count; e++) {
+            const int64_t first = pass == 0 ? e : e * H, span = pass == 0 ? 1 : H;
+            double x;
+            memset(sel + first * n, 1, (size_t)(span * n));
+            if (heed_model_set_head_patch(ctx, m, sel, clean_out, n) != HEED_OK ||
+                metric(&x, ctx, m, logits, NULL, ids[1], n, tid[0], tid[1]) != HEED_OK) {
+                fprintf(stderr, "%sheed patch: %s\n", json ? "\n" : "", heed_ctx_error(ctx));
+                goto done;
+            }
+            memset(sel + first * n, 0, (size_t)(span * n));
+            const double score = (x - corrupt) / (clean - corrupt);
+            const int64_t L = pass == 0 ? e / H : e;
+            if (json && pass == 0)
+                printf("%s\n  {\"layer\": %lld, \"head\": %lld, \"score\": %.9g, \"metric\": %.9g}", e ? "," : "",
+                       (long long)L, (long long)(e % H), score, x);
+            else if (json) printf("%s\n  {\"layer\": %lld, \"score\": %.9g, \"metric\": %.9g}", e ? "," : "", (long long)L,
+                                  score, x);
+            else if (pass == 0) printf("%-6lld %-5lld %-10.4f %.6g\n", (long long)L, (long long)(e % H), score, x);
+            else printf("%-6lld %-5s %-10.4f %.6g\n", (long long)L, "all", score, x);
+        }
+        if (json) printf("\n ]");
+    }
+    if (json) printf("\n}\n");
+    rc = 0;
+done:
+    free(logits), free(clean_out), free(sel), free(ids[0]), free(ids[1]);
+    heed_tokenizer_free(tok);
+    heed_model_free(m);
+    heed_ctx_free(ctx);
+    return rc;
+}
