@@ -64,4 +64,9 @@ err 2 'expected layer or head' -m "$m" "${args[@]}" --per neuron
 err 1 'tokenizer' -m "$m" --clean-ids 1,2 --corrupt-ids 1,3 --answer x --foil-id 2
 err 2 "unknown or incomplete option '--bogus'" -m "$m" "${args[@]}" --bogus
 
+# text prompts and token strings on the default model (the only one with a tokenizer.json): no -m needed
+out=$("$heed" patch --clean "When he saw her, he said" --corrupt "When she saw him, she said" --answer " he" \
+  --foil " she" --json --per layer) && grep -q '"layers"' <<<"$out" && ok || bad "text prompts on the default model: $out"
+err 1 "' cat' encodes to 2 tokens" --clean "a b" --corrupt "a c" --answer " cat" --foil " he"
+
 finish cli_patch

@@ -48,9 +48,13 @@ static int token_arg(int32_t *id, heed_ctx *ctx, const heed_tokenizer *tok, cons
         return 0;
     }
     int one = n == 1 && ids[0] < vocab;
-    if (one) *id = ids[0];
-    else fprintf(stderr, "heed patch: --%s '%s' encodes to %lld tokens, expected exactly one (give --%s-id)\n", what,
-                 text, (long long)n, what);
+    if (n != 1)
+        fprintf(stderr, "heed patch: --%s '%s' encodes to %lld tokens, expected exactly one (give --%s-id)\n", what,
+                text, (long long)n, what);
+    else if (!one)
+        fprintf(stderr, "heed patch: --%s '%s' is id %d, outside the model's vocabulary of %lld\n", what, text,
+                ids[0], (long long)vocab);
+    else *id = ids[0];
     free(ids);
     return one;
 }
