@@ -81,4 +81,43 @@ static inline double t_max_abs(const float *a, const float *b, int64_t n)
     return m;
 }
 
+/* A malloc'd f32 rounding of x [n] (the caller frees it); NULL for a NULL x. */
+static inline float *t_to_f32(const double *x, int64_t n)
+{
+    if (!x) return NULL;
+    float *f = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    for (int64_t i = 0; f && i < n; i++) f[i] = (float)x[i];
+    return f;
+}
+
+/* Central finite differences: grad[i] = (loss(arg) at x_i + h - loss(arg) at x_i - h) / 2h for i < n, with
+ * h = h_rel * max(1, |x_i|); loss reads x through arg, and x is restored. */
+static inline void t_fd_grad(double *grad, double *x, int64_t n, double h_rel, double (*loss)(const void *),
+                             const void *arg)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const double x0 = x[i], h = h_rel * (fabs(x0) > 1 ? fabs(x0) : 1);
+        x[i] = x0 + h;
+        const double lp = loss(arg);
+        x[i] = x0 - h;
+        const double lm = loss(arg);
+        x[i] = x0;
+        grad[i] = (lp - lm) / (2 * h);
+    }
+}
+
+/* Checks an analytic gradient got [n] against finite differences want [n]:
+ * max |got - want| <= rel * max |want| + abs_tol. */
+static inline void t_check_grad(const char *what, const float *got, const double *want, int64_t n, double rel,
+                                double abs_tol)
+{
+    double err = 0, scale = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const double e = fabs((double)got[i] - want[i]);
+        if (!(e <= err)) err = e;
+        scale = fabs(want[i]) > scale ? fabs(want[i]) : scale;
+    }
+    CHECK(err <= rel * scale + abs_tol, "%s: max abs error %.3g, max |FD| %.3g", what, err, scale);
+}
+
 #endif

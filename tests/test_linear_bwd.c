@@ -40,37 +40,7 @@ static double loss64(const problem *p)
     return L;
 }
 
-/* Central differences of loss64 with respect to every element of x [n] (x is restored). */
-static void fd(double *grad, const problem *p, double *x, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) {
-        const double x0 = x[i], h = 1e-5 * (fabs(x0) > 1 ? fabs(x0) : 1);
-        x[i] = x0 + h;
-        const double lp = loss64(p);
-        x[i] = x0 - h;
-        const double lm = loss64(p);
-        x[i] = x0;
-        grad[i] = (lp - lm) / (2 * h);
-    }
-}
-
-static float *tof(const double *x, int64_t n)
-{
-    float *f = malloc((size_t)n * sizeof(float));
-    for (int64_t i = 0; i < n; i++) f[i] = (float)x[i];
-    return f;
-}
-
-static void check_grad(const char *what, const float *got, const double *want, int64_t n)
-{
-    double err = 0, scale = 0;
-    for (int64_t i = 0; i < n; i++) {
-        const double e = fabs((double)got[i] - want[i]);
-        if (!(e <= err)) err = e;
-        scale = fabs(want[i]) > scale ? fabs(want[i]) : scale;
-    }
-    CHECK(err <= 1e-3 * scale + 1e-6, "%s: max abs error %.3g, max |FD| %.3g", what, err, scale);
-}
+static double loss_cb(const void *p) { return loss64(p); }
 
 /* Runs the backward on ctx; dq, dk, dv are allocated here, pre-filled with garbage (the outputs must be
  * overwritten). The operands are the f32 roundings of p's f64 values (which p is then set to). */
@@ -78,7 +48,7 @@ static void analytic(heed_ctx *ctx, float **dq, float **dk, float **dv, problem 
 {
     const int64_t B = p->B, H = p->H, T = p->T, Tk = p->Tk, D = p->D, Dv = p->Dv;
     const int64_t nq = B * H * T * D, nk = B * H * Tk * D, nv = B * H * Tk * Dv, no = B * H * T * Dv;
-    float *q = tof(p->q, nq), *k = tof(p->k, nk), *v = tof(p->v, nv), *r = tof(p->r, no);
+    float *q = t_to_f32(p->q, nq), *k = t_to_f32(p->k, nk), *v = t_to_f32(p->v, nv), *r = t_to_f32(p->r, no);
     *dq = malloc((size_t)nq * 4), *dk = malloc((size_t)nk * 4), *dv = malloc((size_t)nv * 4);
     memset(*dq, 0x7f, (size_t)nq * 4), memset(*dk, 0x7f, (size_t)nk * 4), memset(*dv, 0x7f, (size_t)nv * 4);
     heed_tensor tq = heed_tensor_4d(q, HEED_F32, B, H, T, D), tk = heed_tensor_4d(k, HEED_F32, B, H, Tk, D);
@@ -117,14 +87,16 @@ static void run_case(heed_ctx *ctx, t_rng *rng, int64_t B, int64_t H, int64_t T,
             for (int64_t e = 0; e < Dv; e++) p.r[(bh * T + underflow_row) * Dv + e] = 0;
 
     double *gq = malloc((size_t)nq * 8), *gk = malloc((size_t)nk * 8), *gv = malloc((size_t)nv * 8);
-    fd(gq, &p, p.q, nq), fd(gk, &p, p.k, nk), fd(gv, &p, p.v, nv);
+    t_fd_grad(gq, p.q, nq, 1e-5, loss_cb, &p);
+    t_fd_grad(gk, p.k, nk, 1e-5, loss_cb, &p);
+    t_fd_grad(gv, p.v, nv, 1e-5, loss_cb, &p);
     char what[160];
     snprintf(what, sizeof what, "B%lld H%lld T%lld Tk%lld D%lld Dv%lld causal%d underflow_row%lld", (long long)B,
              (long long)H, (long long)T, (long long)Tk, (long long)D, (long long)Dv, causal, (long long)underflow_row);
     char w2[200];
-    snprintf(w2, sizeof w2, "%s dq", what), check_grad(w2, dq, gq, nq);
-    snprintf(w2, sizeof w2, "%s dk", what), check_grad(w2, dk, gk, nk);
-    snprintf(w2, sizeof w2, "%s dv", what), check_grad(w2, dv, gv, nv);
+    snprintf(w2, sizeof w2, "%s dq", what), t_check_grad(w2, dq, gq, nq, 1e-3, 1e-6);
+    snprintf(w2, sizeof w2, "%s dk", what), t_check_grad(w2, dk, gk, nk, 1e-3, 1e-6);
+    snprintf(w2, sizeof w2, "%s dv", what), t_check_grad(w2, dv, gv, nv, 1e-3, 1e-6);
     if (underflow_row >= 0) {
         int zero = 1;
         for (int64_t bh = 0; bh < B * H; bh++)

@@ -11,17 +11,6 @@
 
 #include <string.h>
 
-static void check_grad(const char *what, const float *got, const double *want, int64_t n)
-{
-    double err = 0, scale = 0;
-    for (int64_t i = 0; i < n; i++) {
-        const double e = fabs((double)got[i] - want[i]);
-        if (!(e <= err)) err = e;
-        scale = fabs(want[i]) > scale ? fabs(want[i]) : scale;
-    }
-    CHECK(err <= 1e-5 * scale + 1e-6, "%s: max abs error %.3g, max |FD| %.3g", what, err, scale);
-}
-
 /* ---- routing ----------------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -76,26 +65,7 @@ static double route_loss(const route_problem *P)
     return L + P->lambda * bal;
 }
 
-static void route_fd(double *grad, const route_problem *P, double *x, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) {
-        const double x0 = x[i], h = 1e-5;
-        x[i] = x0 + h;
-        const double lp = route_loss(P);
-        x[i] = x0 - h;
-        const double lm = route_loss(P);
-        x[i] = x0;
-        grad[i] = (lp - lm) / (2 * h);
-    }
-}
-
-static float *tof(const double *x, int64_t n)
-{
-    if (!x) return NULL;
-    float *f = malloc((size_t)n * sizeof(float));
-    for (int64_t i = 0; i < n; i++) f[i] = (float)x[i];
-    return f;
-}
+static double route_loss_cb(const void *P) { return route_loss(P); }
 
 /* Random logits rounded to f32; each token's routed logits are redrawn until the K-th and (K+1)-th
  * largest differ by at least 0.05. */
@@ -130,7 +100,8 @@ static void route_case(heed_ctx *ctx, t_rng *rng, int64_t T, int64_t ns, int64_t
     if (ns > 0) P.al = rand_logits(rng, T, 2, 2);
     P.r = malloc((size_t)(T * H) * sizeof(double));
     for (int64_t i = 0; i < T * H; i++) P.r[i] = t_normal(rng);
-    float *sl = tof(P.sl, T * ns), *rl = tof(P.rl, T * nr), *al = tof(P.al, T * 2), *dg = tof(P.r, T * H);
+    float *sl = t_to_f32(P.sl, T * ns), *rl = t_to_f32(P.rl, T * nr), *al = t_to_f32(P.al, T * 2);
+    float *dg = t_to_f32(P.r, T * H);
 
     /* The forward's choice, and the f64 forward here against heed_moh_route. */
     float gates[16 * 16], loss;
@@ -153,15 +124,15 @@ static void route_case(heed_ctx *ctx, t_rng *rng, int64_t T, int64_t ns, int64_t
     CHECK_OK(ctx, heed_moh_route_backward(ctx, dsl, drl, dal, dg, (float)P.lambda, sl, rl, al, T, ns, nr, K));
     double fd[16 * 16];
     char w2[160];
-    route_fd(fd, &P, P.rl, T * nr);
-    snprintf(w2, sizeof w2, "%s d_routed_logits", what), check_grad(w2, drl, fd, T * nr);
+    t_fd_grad(fd, P.rl, T * nr, 1e-5, route_loss_cb, &P);
+    snprintf(w2, sizeof w2, "%s d_routed_logits", what), t_check_grad(w2, drl, fd, T * nr, 1e-5, 1e-6);
     if (P.sl) {
-        route_fd(fd, &P, P.sl, T * ns);
-        snprintf(w2, sizeof w2, "%s d_shared_logits", what), check_grad(w2, dsl, fd, T * ns);
+        t_fd_grad(fd, P.sl, T * ns, 1e-5, route_loss_cb, &P);
+        snprintf(w2, sizeof w2, "%s d_shared_logits", what), t_check_grad(w2, dsl, fd, T * ns, 1e-5, 1e-6);
     }
     if (P.al) {
-        route_fd(fd, &P, P.al, T * 2);
-        snprintf(w2, sizeof w2, "%s d_alpha_logits", what), check_grad(w2, dal, fd, T * 2);
+        t_fd_grad(fd, P.al, T * 2, 1e-5, route_loss_cb, &P);
+        snprintf(w2, sizeof w2, "%s d_alpha_logits", what), t_check_grad(w2, dal, fd, T * 2, 1e-5, 1e-6);
     }
     /* NULL outputs are skipped; the one computed alone is the same. */
     float *drl2 = malloc((size_t)(T * nr) * 4);
@@ -209,7 +180,7 @@ static void combine_case(heed_ctx *ctx1, heed_ctx *ctx2, t_rng *rng)
     for (int64_t i = 0; i < nx; i++) x[i] = (float)t_normal(rng), R[i] = (float)t_normal(rng);
     for (int64_t i = 0; i < ng; i++) g[i] = (float)t_normal(rng);
     /* head_out as a strided view: memory [B, T, H, Dv] (how a projection writes heads). */
-    float *xm = malloc((size_t)nx * 4), *gf = tof(g, ng), *Rf = tof(R, nx);
+    float *xm = malloc((size_t)nx * 4), *gf = t_to_f32(g, ng), *Rf = t_to_f32(R, nx);
     for (int64_t b = 0; b < B; b++)
         for (int64_t h = 0; h < H; h++)
             for (int64_t t = 0; t < T; t++)
@@ -238,8 +209,8 @@ static void combine_case(heed_ctx *ctx1, heed_ctx *ctx2, t_rng *rng)
             out[i] = (lp - lm) / (2 * h);
         }
     }
-    check_grad("combine d_head_out", dx[0], fx, nx);
-    check_grad("combine d_gates", dg[0], fg, ng);
+    t_check_grad("combine d_head_out", dx[0], fx, nx, 1e-5, 1e-6);
+    t_check_grad("combine d_gates", dg[0], fg, ng, 1e-5, 1e-6);
     heed_tensor bad = heed_tensor_4d(dx[0], HEED_F32, B, H, T + 1, Dv);
     CHECK(heed_moh_combine_backward(ctx1, &bad, dg[0], Rf, &tx, gf) == HEED_ERR_INVALID,
           "d_head_out of the wrong shape accepted");
