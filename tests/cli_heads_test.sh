@@ -11,20 +11,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/check.sh"
 
-# a copy of model dir $1 in $2 with every self_attn.q_proj weight zeroed in place (offsets from the header)
-zero_q() {
-  mkdir -p "$2" && cp "$1"/*.json "$1"/model.safetensors "$2"/
-  local f="$2/model.safetensors" hlen
-  hlen=$(od -A n -t u8 -N 8 "$f" | tr -d ' ')
-  head -c $((8 + hlen)) "$f" | grep -ao '"model\.layers\.[0-9]*\.self_attn\.q_proj\.weight":{[^}]*}' |
-    sed 's/.*"data_offsets":\[\([0-9]*\),\([0-9]*\)\].*/\1 \2/' | while read -r a b; do
-      dd if=/dev/zero of="$f" bs=1 seek=$((8 + hlen + a)) count=$((b - a)) conv=notrunc status=none
-    done
-}
-zero_q "$data/models/llama3-old" "$tmp/uniform"
+zero_weight "$data/models/llama3-old" "$tmp/uniform" 'model\.layers\.[0-9]*\.self_attn\.q_proj\.weight'
 m="$data/models/llama3-old"
 u="$tmp/uniform"
-cmp -s "$m/model.safetensors" "$u/model.safetensors" && bad "zero_q left the weights as they were" || ok
+cmp -s "$m/model.safetensors" "$u/model.safetensors" && bad "zero_weight left the weights as they were" || ok
 ids=1,10,11,12,10,11,12 # T = 7; the second 10,11,12 repeats the first
 
 # field F of every JSON entry on stdin, one per line

@@ -13,7 +13,7 @@
 
 static int usage(FILE *f, int rc)
 {
-    fprintf(f, "usage: heed embed -m MODEL (-p TEXT | --ids IDS) [--pool mean|cls|last|eos] [--normalize]\n"
+    fprintf(f, "usage: heed embed [-m MODEL] (-p TEXT | --ids IDS) [--pool mean|cls|last|eos] [--normalize]\n"
                "                  [--bidirectional] [--types IDS] [-o OUT.safetensors] [--threads N]\n"
                "  Pools the last hidden states (after the final norm) of TEXT (encoded with MODEL/tokenizer.json,\n"
                "  special tokens added as Hugging Face `encode` does) or IDS: mean over every token (default,\n"

@@ -25,7 +25,7 @@ typedef struct head_row {
 
 static int usage(FILE *f, int rc)
 {
-    fprintf(f, "usage: heed heads -m MODEL --score SCORE [--json] [-p TEXT | --ids IDS] [-n N] [--seed S]\n"
+    fprintf(f, "usage: heed heads [-m MODEL] --score SCORE [--json] [-p TEXT | --ids IDS] [-n N] [--seed S]\n"
                "                  [--threshold X] [--needle TEXT | --needle-ids IDS] [--threads N]\n"
                "  Runs one forward pass observing every attention head and ranks the heads by SCORE:\n"
                "    sink         mean attention on the first token, over the queries (alpha_0); also Sink^eps,\n"

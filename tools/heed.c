@@ -14,17 +14,17 @@ typedef struct {
 
 static const command commands[] = {
     {"bench", cmd_bench, "benchmarks: `heed bench attn|model|train [--json] [--quick]` (kernels, runtime, trainer)"},
-    {"tokenize", cmd_tokenize, "`heed tokenize -m MODEL [--no-special] < text`: JSON array of ids"},
-    {"detokenize", cmd_tokenize, "`heed detokenize -m MODEL --ids 1,2,3`: the text, exactly"},
+    {"tokenize", cmd_tokenize, "`heed tokenize [-m MODEL] [--no-special] < text`: JSON array of ids"},
+    {"detokenize", cmd_tokenize, "`heed detokenize [-m MODEL] --ids 1,2,3`: the text, exactly"},
     {"train-tokenizer", cmd_train_tokenizer, "`heed train-tokenizer -f CORPUS -o DIR [--vocab N]`: byte-level BPE"},
-    {"logits", cmd_logits, "`heed logits -m MODEL --ids IDS -o OUT.safetensors [--attn] [--hidden]`: one forward pass"},
-    {"run", cmd_run, "`heed run -m MODEL (-p TEXT | --ids IDS) [-n N] [--greedy] [--temp T ...]`: generate"},
-    {"ppl", cmd_ppl, "`heed ppl -m MODEL (-f FILE | --ids IDS) [--ctx N] [--stride S]`: sliding-window perplexity"},
-    {"embed", cmd_embed, "`heed embed -m MODEL (-p TEXT | --ids IDS) [--pool mean|cls|last|eos]`: embedding"},
-    {"inspect", cmd_inspect, "`heed inspect -m MODEL (-p TEXT | --ids IDS) -o OUT.html`: attention viewer page"},
+    {"logits", cmd_logits, "`heed logits [-m MODEL] --ids IDS -o OUT.safetensors [--attn] [--hidden]`: a forward pass"},
+    {"run", cmd_run, "`heed run [-m MODEL] (-p TEXT | --ids IDS) [-n N] [--greedy] [--temp T ...]`: generate"},
+    {"ppl", cmd_ppl, "`heed ppl [-m MODEL] (-f FILE | --ids IDS) [--ctx N] [--stride S]`: sliding-window perplexity"},
+    {"embed", cmd_embed, "`heed embed [-m MODEL] (-p TEXT | --ids IDS) [--pool mean|cls|last|eos]`: embedding"},
+    {"inspect", cmd_inspect, "`heed inspect [-m MODEL] (-p TEXT | --ids IDS) -o OUT.html`: attention viewer page"},
     {"train", cmd_train, "`heed train -o DIR (--text FILE --tokenizer DIR | --data F.tok | --task KIND)`: train"},
-    {"heads", cmd_heads, "`heed heads -m MODEL --score sink|induction|... [--json]`: rank attention heads"},
-    {"patch", cmd_patch, "`heed patch -m MODEL --clean TEXT --corrupt TEXT --answer TOK --foil TOK`: activation patching"},
+    {"heads", cmd_heads, "`heed heads [-m MODEL] --score sink|induction|... [--json]`: rank attention heads"},
+    {"patch", cmd_patch, "`heed patch [-m MODEL] --clean TEXT --corrupt TEXT --answer TOK --foil TOK`: patching"},
 };
 
 static void usage(FILE *f)
@@ -32,7 +32,7 @@ static void usage(FILE *f)
     fprintf(f, "heed %s — attention, in C\n\nusage: heed <command> [options]   (heed <command> --help)\n\n"
                "commands:\n", heed_version());
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-16s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nglobal options:\n  --version  print the version\n  --help     this text\n");
 }
 

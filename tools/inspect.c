@@ -22,7 +22,7 @@
 
 static int usage(FILE *f, int rc)
 {
-    fprintf(f, "usage: heed inspect -m MODEL (-p TEXT | --ids IDS) -o OUT.html [--layers LIST] [--heads LIST]\n"
+    fprintf(f, "usage: heed inspect [-m MODEL] (-p TEXT | --ids IDS) -o OUT.html [--layers LIST] [--heads LIST]\n"
                "                    [--png DIR] [--title TEXT] [--threads N]\n"
                "  Runs MODEL once over TEXT (encoded with MODEL/tokenizer.json, special tokens added) or IDS and\n"
                "  writes OUT.html, one self-contained page (no network): a layers x heads grid of attention\n"

@@ -13,7 +13,7 @@
 
 static int usage(FILE *f, int rc)
 {
-    fprintf(f, "usage: heed logits -m MODEL --ids IDS -o OUT.safetensors [--attn] [--hidden] [--types IDS] [--rope-base THETA]\n"
+    fprintf(f, "usage: heed logits [-m MODEL] --ids IDS -o OUT.safetensors [--attn] [--hidden] [--types IDS] [--rope-base THETA]\n"
                "                   [--attn-log-scale N0] [--threads N] [--intervene SPEC]...\n"
                "  One forward pass over IDS (comma-separated) from position 0. Writes `logits` f32 [T, V];\n"
                "  --attn adds `attn.L` f32 [H, T, T] per layer (post-softmax probabilities, masked keys 0);\n"

@@ -16,7 +16,7 @@
 
 static int usage(FILE *f, int rc)
 {
-    fprintf(f, "usage: heed ppl -m MODEL (-f FILE | --ids IDS) [--ctx N] [--stride S] [--kv full] [--rope-base THETA]\n"
+    fprintf(f, "usage: heed ppl [-m MODEL] (-f FILE | --ids IDS) [--ctx N] [--stride S] [--kv full] [--rope-base THETA]\n"
                "                [--attn-log-scale N0] [--threads N] [--intervene SPEC]...\n"
                "  Perplexity exp(mean NLL) of the tokens of FILE (encoded with MODEL/tokenizer.json, special\n"
                "  tokens added as Hugging Face `encode` does) or of IDS, by the sliding-window method of the\n"

@@ -15,7 +15,7 @@
 
 static int usage(FILE *f, int rc)
 {
-    fprintf(f, "usage: heed run -m MODEL (-p TEXT | --ids IDS) [-n N] [--greedy] [--temp T] [--top-k K] [--top-p P]\n"
+    fprintf(f, "usage: heed run [-m MODEL] (-p TEXT | --ids IDS) [-n N] [--greedy] [--temp T] [--top-k K] [--top-p P]\n"
                "                [--min-p M] [--repeat-penalty R] [--seed S] [--kv full] [--print-ids] [--threads N]\n"
                "                [--rope-base THETA] [--attn-log-scale N0] [--intervene SPEC]...\n"
                "  Generates up to N (default 128) tokens after the prompt, stopping at EOS. -p needs\n"

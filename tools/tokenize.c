@@ -14,13 +14,13 @@
 static int usage(const char *cmd, FILE *f, int rc)
 {
     if (!strcmp(cmd, "tokenize"))
-        fprintf(f, "usage: heed tokenize -m MODEL [--no-special] < text\n"
+        fprintf(f, "usage: heed tokenize [-m MODEL] [--no-special] < text\n"
                    "  Encodes stdin (raw UTF-8 bytes) with MODEL/tokenizer.json (MODEL: a directory or the file)\n"
                    "  and prints one JSON array of ids. Special tokens (BOS, CLS/SEP, ...) are added as\n"
                    "  tokenizer.json's post-processor says, as Hugging Face `encode` does; --no-special omits them.\n"
                    "  Truncation and padding set in tokenizer.json apply, as in `encode`.\n");
     else
-        fprintf(f, "usage: heed detokenize -m MODEL --ids 1,2,3 [--skip-special]\n"
+        fprintf(f, "usage: heed detokenize [-m MODEL] --ids 1,2,3 [--skip-special]\n"
                    "  Prints the decoded text exactly (no newline added). --skip-special drops special tokens.\n");
     return rc;
 }
