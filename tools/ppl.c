@@ -5,6 +5,7 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "heed.h"
+#include "io/io.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -31,36 +32,15 @@ static int usage(FILE *f, int rc)
 }
 
 /* The whole of path, NUL-terminated, [*len]; NULL (after printing why) on failure or on a NUL byte. */
-static char *read_text(const char *path, size_t *len)
+static char *read_text(heed_ctx *ctx, const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
     char *buf = NULL;
-    size_t cap = 0;
-    *len = 0;
-    if (!f) {
-        fprintf(stderr, "heed ppl: cannot open %s\n", path);
+    if (heed_read_file(ctx, &buf, len, path, (size_t)1 << 31) != HEED_OK) {
+        fprintf(stderr, "heed ppl: %s\n", heed_ctx_error(ctx));
         return NULL;
     }
-    for (;;) {
-        if (*len + 4096 + 1 > cap) {
-            char *nb = realloc(buf, cap = 2 * cap + 4096 + 1);
-            if (!nb) {
-                fprintf(stderr, "heed ppl: out of memory reading %s\n", path);
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + *len, 1, 4096, f);
-        *len += got;
-        if (got < 4096) break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    buf[*len] = 0;
-    if (err || memchr(buf, 0, *len)) {
-        fprintf(stderr, "heed ppl: %s: %s\n", path, err ? "read error" : "holds a NUL byte: not a text file");
+    if (memchr(buf, 0, *len)) {
+        fprintf(stderr, "heed ppl: %s: holds a NUL byte: not a text file\n", path);
         free(buf);
         return NULL;
     }
@@ -129,7 +109,7 @@ int cmd_ppl(int argc, char **argv)
         fprintf(stderr, "heed ppl: %s is an encoder without an LM head: no perplexity\n", c->model_type);
         goto done;
     }
-    if (file && (!(text = read_text(file, &text_len)) || !cli_load_tokenizer(&tok, ctx, model, 1, "ppl")))
+    if (file && (!(text = read_text(ctx, file, &text_len)) || !cli_load_tokenizer(&tok, ctx, model, 1, "ppl")))
         goto done;
     if (!cli_input_ids(&ids, &N, ctx, tok, text, ids_arg, "ppl")) goto done;
     if (N < 2) {

@@ -4,13 +4,13 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "heed.h"
+#include "io/io.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 static int usage(FILE *f, int rc)
@@ -188,35 +188,12 @@ static void source_free(source *s)
     free(s->perm);
 }
 
-/* The whole file at path, NUL-terminated, [*len]; NULL (after printing why) on failure. */
-static char *read_all(const char *path, size_t *len)
+/* The whole file at path into *buf [*len], NUL-terminated (free with free()); 0 after printing why. */
+static int read_all(heed_ctx *ctx, char **buf, size_t *len, const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t cap = 0, got;
-    *len = 0;
-    if (!f) {
-        fprintf(stderr, "heed train: cannot open %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    do {
-        if (*len + 65537 > cap) {
-            char *nb = realloc(buf, cap = 2 * cap + 65537);
-            if (!nb) break;
-            buf = nb;
-        }
-        got = fread(buf + *len, 1, cap - *len - 1, f);
-        *len += got;
-    } while (got > 0);
-    int bad = ferror(f) || !buf || !feof(f);
-    fclose(f);
-    if (bad) {
-        fprintf(stderr, "heed train: cannot read %s\n", path);
-        free(buf);
-        return NULL;
-    }
-    buf[*len] = 0;
-    return buf;
+    if (heed_read_file(ctx, buf, len, path, (size_t)1 << 31) == HEED_OK) return 1;
+    fprintf(stderr, "heed train: %s\n", heed_ctx_error(ctx));
+    return 0;
 }
 
 /* Encodes a text file into s->ids [*n]: documents are separated by a blank line; each is encoded
@@ -224,8 +201,8 @@ static char *read_all(const char *path, size_t *len)
 static int encode_text(source *s, heed_ctx *ctx, const char *path, int64_t *n)
 {
     size_t len;
-    char *text = read_all(path, &len);
-    if (!text) return 0;
+    char *text;
+    if (!read_all(ctx, &text, &len, path)) return 0;
     size_t cap = 0;
     *n = 0;
     heed_status st = HEED_OK;
@@ -260,10 +237,9 @@ static int32_t config_token(heed_ctx *ctx, const heed_tokenizer *tok, const char
     char path[4096];
     size_t len;
     snprintf(path, sizeof path, "%s/tokenizer_config.json", tokdir);
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    fclose(f);
-    char *json = read_all(path, &len);
+    if (!heed_is_file(path)) return -1;
+    char *json = NULL;
+    read_all(ctx, &json, &len, path);
     heed_gen_config g;
     heed_gen_config_init(&g);
     int ok = json && heed_gen_config_parse(ctx, &g, json, len, path) == HEED_OK;
@@ -473,11 +449,10 @@ static int copy_file(heed_ctx *ctx, const char *from_dir, const char *to_dir, co
     char from[4096], to[4096];
     snprintf(from, sizeof from, "%s/%s", from_dir, name);
     snprintf(to, sizeof to, "%s/%s", to_dir, name);
-    FILE *f = fopen(from, "rb");
-    if (!f) return 1;
-    fclose(f);
+    if (!heed_is_file(from)) return 1;
     size_t len;
-    char *buf = read_all(from, &len);
+    char *buf = NULL;
+    read_all(ctx, &buf, &len, from);
     heed_status st = buf ? heed_write_file(ctx, to, buf, len) : HEED_ERR_IO;
     free(buf);
     if (buf && st != HEED_OK) fprintf(stderr, "heed train: copying %s: %s\n", from, heed_ctx_error(ctx));
