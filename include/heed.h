@@ -735,6 +735,87 @@ heed_status heed_model_cached_values(heed_ctx *ctx, const heed_model *m, float *
  * HEED_ERR_UNSUPPORTED. Uses the model's run state (not the KV cache). */
 heed_status heed_model_unembed(heed_ctx *ctx, heed_model *m, float *logits, const float *x, int64_t n);
 
+/* Linear probes per layer (Concept Depth; src/probe/linear_probe.c, docs/analysis.md "Linear probes"):
+ * multinomial logistic regression with an L2 penalty on standardised features, trained full batch by
+ * L-BFGS from zero weights. Everything is f64 and sequential: a fit is a function of its inputs alone. */
+
+/* The objective at w [k, d + 1] (row c: the d weights of class c, then its bias) on rows x [n, d] with
+ * classes y [n] in [0, k):
+ *   f(w) = (1/n) sum_i -log softmax(W x_i + b)[y_i] + (l2 / 2) sum_{c, j} W[c, j]^2   (biases not penalised)
+ * grad [k, d + 1] out: its gradient (NULL: not wanted). n >= 1, d >= 1, k >= 2, l2 >= 0. */
+double heed_linear_probe_objective(double *grad, const double *w, const float *x, const int32_t *y, int64_t n,
+                                   int64_t d, int64_t k, double l2);
+
+typedef struct heed_linear_probe {
+    int64_t d, k;
+    double *mean;      /* [d] feature means over the training rows */
+    double *inv_std;   /* [d] 1 / their standard deviation (population); 0 for a constant feature */
+    double *w;         /* [k, d + 1] the weights of the standardised features z = (x - mean) * inv_std, then
+                        * the bias; the biases sum to 0 (softmax is unchanged by a common shift) */
+    double objective;  /* f(w) on the standardised training rows */
+    double grad_max;   /* max |gradient| there: about 0 at the optimum */
+    int64_t iters;     /* L-BFGS iterations run (at most 1000; fewer when grad_max <= 1e-9 or f stalls) */
+    double train_acc;  /* accuracy on the training rows */
+} heed_linear_probe;
+
+/* Fits *p (its arrays malloc'd; heed_linear_probe_release frees them, also after a failure) on x [n, d]
+ * and y [n] in [0, k). n >= 1, d >= 1, k >= 2, l2 >= 0 and finite, finite x; otherwise HEED_ERR_INVALID
+ * saying what is wrong. With l2 = 0 on separable rows there is no minimum: the fit stops at the iteration
+ * budget with growing weights. */
+heed_status heed_linear_probe_fit(heed_ctx *ctx, heed_linear_probe *p, const float *x, const int32_t *y, int64_t n,
+                                  int64_t d, int64_t k, double l2);
+/* The class of each row of x [n, p->d]: pred [n] out, the argmax of W z + b (the smallest class on ties);
+ * prob NULL or [n, p->k] out: the softmax. */
+void heed_linear_probe_predict(int32_t *pred, double *prob, const heed_linear_probe *p, const float *x, int64_t n);
+/* The share of rows of x [n, p->d] predicted as y [n]; 0 when n is 0. */
+double heed_linear_probe_accuracy(const heed_linear_probe *p, const float *x, const int32_t *y, int64_t n);
+/* Frees p's arrays and zeroes it; NULL is a no-op. */
+void heed_linear_probe_release(heed_linear_probe *p);
+
+/* A stratified split: is_test [n] out marks round(test_frac * n_c) rows of each class c (n_c rows of y [n] in
+ * [0, k)), kept in [1, n_c - 1] when n_c >= 2 (0 when n_c = 1), chosen uniformly by selection sampling
+ * over the class's rows in order (heed_rng_next's splitmix64 from seed, one state for all classes).
+ * 0 < test_frac < 1. Returns the number of test rows. */
+int64_t heed_probe_split(uint8_t *is_test, const int32_t *y, int64_t n, int64_t k, double test_frac, uint64_t seed);
+
+/* Concept Depth's figures of a probe-accuracy curve acc [n] over layers 0 .. n - 1 (docs/analysis.md):
+ *   jump:     the first layer L >= 1 whose accuracy rises by at least 10% over layer L - 1's
+ *             (acc[L] >= 1.1 acc[L - 1]); -1 when none does
+ *   converge: the first layer reaching the largest accuracy of the curve (no later layer does better)
+ *   best_acc: that largest accuracy */
+typedef struct heed_concept_depth {
+    int64_t jump, converge;
+    double best_acc;
+} heed_concept_depth;
+heed_concept_depth heed_concept_depth_of(const double *acc, int64_t n);
+
+/* A labelled set for the probes, from JSON Lines: one object per non-blank line with "label" (an integer
+ * within int32) and exactly one of "text" (a non-empty string) and "ids" (a non-empty array of integers
+ * 0 .. 2^31 - 1); other keys are ignored. The distinct labels, ascending, are the classes 0 .. n_classes - 1. */
+typedef struct heed_probe_example {
+    char *text;        /* NUL-terminated, or NULL when the line gave ids */
+    int32_t *ids;      /* [n_ids], or NULL when the line gave text */
+    int64_t n_ids;
+    int32_t label;     /* as written */
+    int32_t cls;       /* its class: the index of label in labels */
+    int64_t line;      /* 1-based line number, for messages */
+} heed_probe_example;
+typedef struct heed_probe_data {
+    heed_probe_example *ex;  /* [n] */
+    int64_t n;
+    int32_t *labels;         /* [n_classes] the distinct labels, ascending */
+    int64_t n_classes;
+} heed_probe_data;
+/* Parses buf [len] (name: for messages). Bad JSON, a missing or wrong-typed field, a non-integer label, an
+ * empty text or id list, no examples or fewer than 2 distinct labels are HEED_ERR_FORMAT as
+ * "name:LINE: what is wrong". */
+heed_status heed_probe_data_parse(heed_ctx *ctx, heed_probe_data **out, const char *buf, size_t len,
+                                  const char *name);
+/* Reads and parses the file at path (at most 256 MiB). */
+heed_status heed_probe_data_load(heed_ctx *ctx, heed_probe_data **out, const char *path);
+/* NULL is a no-op. */
+void heed_probe_data_free(heed_probe_data *d);
+
 /* Head scores (src/probe/scores.c): pure functions of captured maps and statistics, as the papers define
  * them (docs/analysis.md). A, B: [T, T] attention maps of one head, row i the query, column j the key. */
 
