@@ -37,6 +37,24 @@ out=$("$heed" patch -m "$m" "${args[@]}" --json --per layer)
 out=$("$heed" patch -m "$m" "${args[@]}" --per head)
 [ "$(grep -c '^[01] ' <<<"$out")" -eq 8 ] && ! grep -q ' all ' <<<"$out" && ok || bad "--per head table: $out"
 
+# positions: --pos restricts the patch (all positions listed = the default; -1 = the last); layer-pos and head-pos
+# patch each position alone: position 0 (the same token in both prompts) and, in the last layer, every position
+# but the last (it reaches the logits only there) leave the corrupted metric exactly
+full=$("$heed" patch -m "$m" "${args[@]}" --json --per layer)
+[ "$("$heed" patch -m "$m" "${args[@]}" --json --per layer --pos 0,1,2,3,4,5)" = "$full" ] && ok ||
+  bad "--pos listing every position differs from the default"
+[ "$("$heed" patch -m "$m" "${args[@]}" --json --per head --pos -1)" = \
+  "$("$heed" patch -m "$m" "${args[@]}" --json --per head --pos 5)" ] && ok || bad "--pos -1 differs from --pos 5"
+out=$("$heed" patch -m "$m" "${args[@]}" --json --per layer-pos)
+[ "$(grep -c '"pos":' <<<"$out")" -eq 12 ] && grep -q '"layer_pos"' <<<"$out" && ok || bad "--per layer-pos: $out"
+grep -E '"pos": 0,|"layer": 1, "pos": [0-4],' <<<"$out" | field score |
+  awk '{ n++; if ($1 != 0) bad = 1 } END { exit !(n == 6 && !bad) }' && ok ||
+  bad "layer-pos: position 0 and layer 1 before the last position should score exactly 0: $out"
+grep '"layer": 1, "pos": 5,' <<<"$out" | field score | awk '{ exit !($1 > 1e-3 || $1 < -1e-3) }' && ok ||
+  bad "layer-pos: layer 1 at the last position does not move the metric: $out"
+out=$("$heed" patch -m "$m" "${args[@]}" --per head-pos --pos 3,5)
+[ "$(grep -cE '^[01] +[0-3] +[35] ' <<<"$out")" -eq 16 ] && ok || bad "--per head-pos --pos 3,5 table: $out"
+
 # errors: exit status and a message naming the problem
 err() { # expected-status pattern args...
   local want="$1" pat="$2"
@@ -50,7 +68,10 @@ err 1 'same metric' -m "$m" --clean-ids 1,2,3 --corrupt-ids 1,2,3 --answer-id 1 
 err 1 'answer-id: expected an id' -m "$m" --clean-ids 1,2 --corrupt-ids 1,3 --answer-id 99999 --foil-id 2
 err 2 'one of them' -m "$m" --clean-ids 1,2 --corrupt-ids 1,3 --answer-id 1 --answer x --foil-id 2
 err 2 'corrupt TEXT or --corrupt-ids' -m "$m" --clean-ids 1,2 --answer-id 1 --foil-id 2
-err 2 'expected layer or head' -m "$m" "${args[@]}" --per neuron
+err 2 'expected head, layer, head-pos or layer-pos' -m "$m" "${args[@]}" --per neuron
+err 1 'position 6 is outside the 6-token prompts' -m "$m" "${args[@]}" --pos 0,6
+err 1 'position -7 is outside' -m "$m" "${args[@]}" --pos -7
+err 1 "expected comma-separated positions, got '1,,2'" -m "$m" "${args[@]}" --pos 1,,2
 err 1 'tokenizer' -m "$m" --clean-ids 1,2 --corrupt-ids 1,3 --answer x --foil-id 2
 err 2 "unknown or incomplete option '--bogus'" -m "$m" "${args[@]}" --bogus
 

@@ -1,7 +1,7 @@
 /* patch.c — `heed patch`: activation patching between a clean and a corrupted prompt (circuit analysis).
- * Each head's (or each layer's) output on the corrupted prompt is replaced at every position by its output
- * on the clean prompt (heed_model_set_head_patch), and the logit difference answer - foil at the last
- * position is reported, normalised to 0 (corrupted run) .. 1 (clean run). */
+ * Each head's (or each layer's) output on the corrupted prompt is replaced at the chosen positions (all, a
+ * list, or one at a time) by its output on the clean prompt (heed_model_set_head_patch), and the logit
+ * difference answer - foil at the last position is reported, normalised to 0 (corrupted run) .. 1 (clean). */
 #include "cli_util.h"
 #include "commands.h"
 #include "heed.h"
@@ -15,15 +15,32 @@
 static int usage(FILE *f, int rc)
 {
     fprintf(f, "usage: heed patch [-m MODEL] (--clean TEXT | --clean-ids IDS) (--corrupt TEXT | --corrupt-ids IDS)\n"
-               "                  (--answer TOK | --answer-id ID) (--foil TOK | --foil-id ID) [--per layer|head]\n"
-               "                  [--json] [--threads N]\n"
+               "                  (--answer TOK | --answer-id ID) (--foil TOK | --foil-id ID)\n"
+               "                  [--per head|layer|head-pos|layer-pos] [--pos P1,P2,...] [--json] [--threads N]\n"
                "  Activation patching (docs/analysis.md): the metric is logit[answer] - logit[foil] at the last\n"
                "  position. For each head (and each layer: all its heads at once), the corrupted prompt is run with\n"
                "  that head's output at every position replaced by its output on the clean prompt; the score is\n"
                "  (patched - corrupt) / (clean - corrupt): 1 restores the clean metric, 0 changes nothing.\n"
                "  Both prompts must have as many tokens. TOK: a token string, encoded without special tokens to\n"
-               "  exactly one id. --per restricts the report to heads or to layers (default: both).\n");
+               "  exactly one id. --per: the units patched: head, layer (its heads together; default: both),\n"
+               "  head-pos or layer-pos (each unit at each position alone: a grid over positions). --pos: only\n"
+               "  these positions are patched (negative: from the end, -1 the last; default all).\n");
     return rc;
+}
+
+/* What one report patches: one head, or one layer's heads together; at the patched positions together, or at
+ * each of them alone. */
+enum { PER_HEAD, PER_LAYER, PER_HEAD_POS, PER_LAYER_POS, N_PER };
+static const char *const PER_NAMES[N_PER] = {"head", "layer", "head-pos", "layer-pos"};
+static const char *const PER_KEYS[N_PER] = {"heads", "layers", "head_pos", "layer_pos"}; /* JSON */
+
+/* sel [NL * H, n]: the slots of heads first .. first + span - 1 (flat layer * H + head) at positions pos [n_pos]
+ * set to v. */
+static void select_units(uint8_t *sel, int64_t n, int64_t first, int64_t span, const int32_t *pos, int64_t n_pos,
+                         uint8_t v)
+{
+    for (int64_t h = first; h < first + span; h++)
+        for (int64_t k = 0; k < n_pos; k++) sel[h * n + pos[k]] = v;
 }
 
 /* The id of a token string (encoded without special tokens: exactly one id) or of an id argument. Returns 1
@@ -76,7 +93,7 @@ static heed_status metric(double *x, heed_ctx *ctx, heed_model *m, float *logits
 int cmd_patch(int argc, char **argv)
 {
     const char *model = NULL, *text[2] = {NULL, NULL}, *ids_arg[2] = {NULL, NULL}, *tok_arg[2] = {NULL, NULL};
-    const char *id_arg[2] = {NULL, NULL}, *per = NULL, *threads_arg = NULL;
+    const char *id_arg[2] = {NULL, NULL}, *per_arg = NULL, *pos_arg = NULL, *threads_arg = NULL;
     int json = 0, threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -92,7 +109,8 @@ int cmd_patch(int argc, char **argv)
         else if (!strcmp(a, "--foil") && more) tok_arg[1] = argv[++i];
         else if (!strcmp(a, "--answer-id") && more) id_arg[0] = argv[++i];
         else if (!strcmp(a, "--foil-id") && more) id_arg[1] = argv[++i];
-        else if (!strcmp(a, "--per") && more) per = argv[++i];
+        else if (!strcmp(a, "--per") && more) per_arg = argv[++i];
+        else if (!strcmp(a, "--pos") && more) pos_arg = argv[++i];
         else if (!strcmp(a, "--threads") && more) threads_arg = argv[++i];
         else {
             fprintf(stderr, "heed patch: unknown or incomplete option '%s'\n", a);
@@ -111,10 +129,14 @@ int cmd_patch(int argc, char **argv)
             return usage(stderr, 2);
         }
     }
-    if (per && strcmp(per, "layer") && strcmp(per, "head")) {
-        fprintf(stderr, "heed patch: --per: expected layer or head, got '%s'\n", per);
+    int per = -1;
+    for (int k = 0; per_arg && k < N_PER; k++)
+        if (!strcmp(per_arg, PER_NAMES[k])) per = k;
+    if (per_arg && per < 0) {
+        fprintf(stderr, "heed patch: --per: expected head, layer, head-pos or layer-pos, got '%s'\n", per_arg);
         return 2;
     }
+    per = per < 0 ? N_PER : per; /* N_PER: the default, heads then layers */
     if (threads_arg && !cli_parse_threads(&threads, threads_arg)) {
         fprintf(stderr, "heed patch: --threads: expected a whole number 1..4096\n");
         return 2;
@@ -127,6 +149,8 @@ int cmd_patch(int argc, char **argv)
     int64_t T[2] = {0, 0};
     float *logits = NULL, *clean_out = NULL;
     uint8_t *sel = NULL;
+    int32_t *at = NULL; /* [n_pos] the patched positions */
+    int64_t n_pos = 0;
     int rc = 1;
     if (heed_ctx_create(&ctx, threads) != HEED_OK) {
         fprintf(stderr, "heed patch: cannot create a context\n");
@@ -157,6 +181,26 @@ int cmd_patch(int argc, char **argv)
         fprintf(stderr, "heed patch: out of memory\n");
         goto done;
     }
+    if (pos_arg) {
+        if (!cli_parse_ids(&at, &n_pos, pos_arg) || n_pos < 1) {
+            fprintf(stderr, "heed patch: --pos: expected comma-separated positions, got '%s'\n", pos_arg);
+            goto done;
+        }
+        for (int64_t k = 0; k < n_pos; k++) {
+            if (at[k] < -n || at[k] >= n) {
+                fprintf(stderr, "heed patch: --pos: position %d is outside the %lld-token prompts\n", at[k],
+                        (long long)n);
+                goto done;
+            }
+            if (at[k] < 0) at[k] += (int32_t)n;
+        }
+    } else {
+        if (!(at = malloc(sizeof(int32_t) * (size_t)n))) {
+            fprintf(stderr, "heed patch: out of memory\n");
+            goto done;
+        }
+        for (n_pos = 0; n_pos < n; n_pos++) at[n_pos] = (int32_t)n_pos;
+    }
     double clean, corrupt;
     if (metric(&clean, ctx, m, logits, clean_out, ids[0], n, tid[0], tid[1]) != HEED_OK ||
         metric(&corrupt, ctx, m, logits, NULL, ids[1], n, tid[0], tid[1]) != HEED_OK) {
@@ -171,38 +215,46 @@ int cmd_patch(int argc, char **argv)
     if (json) printf("{\"clean\": %.9g, \"corrupt\": %.9g", clean, corrupt);
     else printf("metric logit[%d] - logit[%d]: clean %.6g, corrupt %.6g (%lld tokens)\n", tid[0], tid[1], clean,
                 corrupt, (long long)n);
-    /* pass 0: each head; pass 1: each layer (all its heads) */
-    for (int pass = 0; pass < 2; pass++) {
-        if (per && (pass == 0) != !strcmp(per, "head")) continue;
-        const int64_t count = pass == 0 ? NL * H : NL;
-        if (json) printf(",\n \"%s\": [", pass == 0 ? "heads" : "layers");
-        else printf("%-6s %-5s %-10s metric\n", "layer", pass == 0 ? "head" : "heads", "score");
-        for (int64_t e = 0; e < count; e++) {
-            const int64_t first = pass == 0 ? e : e * H, span = pass == 0 ? 1 : H;
+    /* the units of each report: a head or a layer (all its heads), at the patched positions together or at
+     * each of them alone */
+    for (int kind = 0; kind < N_PER; kind++) {
+        if (per < N_PER ? per != kind : kind >= PER_HEAD_POS) continue;
+        const int by_head = kind == PER_HEAD || kind == PER_HEAD_POS, by_pos = kind >= PER_HEAD_POS;
+        const int64_t n_units = by_head ? NL * H : NL, n_steps = by_pos ? n_pos : 1;
+        if (json) printf(",\n \"%s\": [", PER_KEYS[kind]);
+        else if (by_pos) printf("%-6s %-5s %-5s %-10s metric\n", "layer", by_head ? "head" : "heads", "pos", "score");
+        else printf("%-6s %-5s %-10s metric\n", "layer", by_head ? "head" : "heads", "score");
+        for (int64_t e = 0; e < n_units * n_steps; e++) {
+            const int64_t u = e / n_steps, first = by_head ? u : u * H, span = by_head ? 1 : H;
+            const int64_t L = by_head ? u / H : u, head = by_head ? u % H : -1, pos = by_pos ? at[e % n_steps] : -1;
             double x;
-            memset(sel + first * n, 1, (size_t)(span * n));
+            select_units(sel, n, first, span, by_pos ? &at[e % n_steps] : at, by_pos ? 1 : n_pos, 1);
             if (heed_model_set_head_patch(ctx, m, sel, clean_out, n) != HEED_OK ||
                 metric(&x, ctx, m, logits, NULL, ids[1], n, tid[0], tid[1]) != HEED_OK) {
                 fprintf(stderr, "%sheed patch: %s\n", json ? "\n" : "", heed_ctx_error(ctx));
                 goto done;
             }
-            memset(sel + first * n, 0, (size_t)(span * n));
+            select_units(sel, n, first, span, by_pos ? &at[e % n_steps] : at, by_pos ? 1 : n_pos, 0);
             const double score = (x - corrupt) / (clean - corrupt);
-            const int64_t L = pass == 0 ? e / H : e;
-            if (json && pass == 0)
-                printf("%s\n  {\"layer\": %lld, \"head\": %lld, \"score\": %.9g, \"metric\": %.9g}", e ? "," : "",
-                       (long long)L, (long long)(e % H), score, x);
-            else if (json) printf("%s\n  {\"layer\": %lld, \"score\": %.9g, \"metric\": %.9g}", e ? "," : "", (long long)L,
-                                  score, x);
-            else if (pass == 0) printf("%-6lld %-5lld %-10.4f %.6g\n", (long long)L, (long long)(e % H), score, x);
-            else printf("%-6lld %-5s %-10.4f %.6g\n", (long long)L, "all", score, x);
+            if (json) {
+                printf("%s\n  {\"layer\": %lld", e ? "," : "", (long long)L);
+                if (by_head) printf(", \"head\": %lld", (long long)head);
+                if (by_pos) printf(", \"pos\": %lld", (long long)pos);
+                printf(", \"score\": %.9g, \"metric\": %.9g}", score, x);
+                continue;
+            }
+            char hs[24], ps[24];
+            snprintf(hs, sizeof hs, by_head ? "%lld" : "all", (long long)head);
+            snprintf(ps, sizeof ps, "%lld", (long long)pos);
+            if (by_pos) printf("%-6lld %-5s %-5s %-10.4f %.6g\n", (long long)L, hs, ps, score, x);
+            else printf("%-6lld %-5s %-10.4f %.6g\n", (long long)L, hs, score, x);
         }
         if (json) printf("\n ]");
     }
     if (json) printf("\n}\n");
     rc = 0;
 done:
-    free(logits), free(clean_out), free(sel), free(ids[0]), free(ids[1]);
+    free(logits), free(clean_out), free(sel), free(at), free(ids[0]), free(ids[1]);
     heed_tokenizer_free(tok);
     heed_model_free(m);
     heed_ctx_free(ctx);
