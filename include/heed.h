@@ -922,6 +922,37 @@ double heed_score_cosine(const float *x, const float *y, int64_t n);
 void heed_score_retrieval_step(float *score, const int32_t *top1, int64_t n, const int32_t *prompt,
                                int64_t needle_start, int64_t needle_len, int32_t generated);
 
+/* Needle in a haystack (src/probe/needle.c; docs/analysis.md, "heed needle"). */
+/* The prompt of one grid cell, prompt [ctx_len] out: [bos when bos >= 0] + filler[0, p) + needle [n_needle]
+ * + filler[p, F) + question [n_question], where the filler is the haystack hay [n_hay] repeated from its start
+ * (filler[i] = hay[i % n_hay]) to F = ctx_len - (bos >= 0) - n_needle - n_question tokens, and p the needle's
+ * place: q = round(depth / 100 * F), moved back to the largest p <= q that is 0, F, or a break
+ * (breaks[p % n_hay] nonzero; breaks [n_hay], NULL: every position is one). *needle_at out: the needle's
+ * first index in prompt. depth in [0, 100], F >= 1, n_hay >= 1, n_needle >= 1, n_question >= 0; otherwise
+ * HEED_ERR_INVALID saying what is wrong. */
+heed_status heed_needle_prompt(heed_ctx *ctx, int32_t *prompt, int64_t *needle_at, const int32_t *hay,
+                               const uint8_t *breaks, int64_t n_hay, const int32_t *needle, int64_t n_needle,
+                               const int32_t *question, int64_t n_question, int32_t bos, int64_t ctx_len,
+                               double depth);
+/* ROUGE-1 recall of ref [n_ref] by cand [n_cand] over ids: the ref ids matched one to one by equal cand ids
+ * (clipped unigram counts, the sum over distinct ids of min(count in ref, count in cand)) over n_ref; 0 when
+ * n_ref is 0. */
+double heed_rouge1_recall(const int32_t *ref, int64_t n_ref, const int32_t *cand, int64_t n_cand);
+/* The same over the words of two NUL-terminated texts, split as rouge_score's default tokenizer splits them
+ * (without its optional stemmer): runs of ASCII letters and digits, compared case-insensitively; every other
+ * byte separates words. */
+double heed_rouge1_recall_text(const char *ref, const char *cand);
+/* Greedy decoding observed for the Retrieval-Head score: prefills prompt [T - 1] at pos 0 (T >= 1; the KV
+ * cache restarts), then up to n_gen steps, step s running the last id so far and writing the argmax of its
+ * logits (heed_sample, greedy, no penalty) to gen [n_gen]; with stop_eos it stops after one of the model's EOS
+ * ids. score NULL: plain decoding; else [NL * H] in/out, every step adding heed_score_retrieval_step(score,
+ * top1 of every head, NL * H, prompt, needle_at, needle_len, gen[s]), needle [needle_at, needle_at +
+ * needle_len) inside the prompt. *n_out: the ids generated. Any probe set on m is removed. The model's
+ * interventions and head scales apply. */
+heed_status heed_retrieval_decode(heed_ctx *ctx, heed_model *m, int32_t *gen, int64_t *n_out, float *score,
+                                  const int32_t *prompt, int64_t T, int64_t needle_at, int64_t needle_len,
+                                  int64_t n_gen, int stop_eos);
+
 /* Choosing the next token, as transformers' generate: the repetition penalty (divide a positive logit,
  * multiply a negative one, once per distinct id already present), then greedy argmax, or temperature,
  * top-k (keep logits >= the k-th largest), top-p (keep a token while the mass ranked above it is

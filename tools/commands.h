@@ -11,6 +11,7 @@ int cmd_embed(int argc, char **argv); /* heed embed: pooled sentence embedding (
 int cmd_train_tokenizer(int argc, char **argv); /* heed train-tokenizer: byte-level BPE (tools/train_tokenizer.c) */
 int cmd_inspect(int argc, char **argv); /* heed inspect: the attention viewer page (tools/inspect.c) */
 int cmd_heads(int argc, char **argv); /* heed heads: rank attention heads by a score (tools/heads.c) */
+int cmd_needle(int argc, char **argv); /* heed needle: the needle-in-a-haystack grid (tools/needle.c) */
 int cmd_patch(int argc, char **argv); /* heed patch: activation patching of head outputs (tools/patch.c) */
 int cmd_act_search(int argc, char **argv); /* heed act-search: ACT head search on labelled items (tools/act_search.c) */
 int cmd_lens(int argc, char **argv); /* heed lens: the logit lens per layer (tools/lens.c) */

@@ -51,59 +51,31 @@ static int usage(FILE *f, int rc)
     return rc;
 }
 
-/* Retrieval Head on one input: prefill ids [T - 1], then n_gen greedy steps from the last input token, each
- * observed (top-1 key of every head) and counted by heed_score_retrieval_step into rows; prints the
- * generated ids and the needle recall to out. Returns 1, or 0 after printing why. */
+/* Retrieval Head on one input (heed_retrieval_decode, greedy, n_gen steps): every head's count into rows [S];
+ * prints the generated ids and their ROUGE-1 recall of the needle ids [start, start + len) to out. Returns 1,
+ * or 0 after printing why. */
 static int retrieval(head_row *rows, heed_ctx *ctx, heed_model *m, const int32_t *ids, int64_t T, int64_t start,
                      int64_t len, int64_t n_gen, FILE *out)
 {
     const heed_config *c = heed_model_config(m);
-    int64_t S = c->n_layers * c->n_heads;
-    float *score = calloc((size_t)S, sizeof(float)), *logits = malloc(sizeof(float) * (size_t)c->vocab);
-    int32_t *top1 = malloc(sizeof(int32_t) * (size_t)S), *gen = malloc(sizeof(int32_t) * (size_t)(n_gen + 1));
-    int32_t *all = malloc(sizeof(int32_t) * (size_t)(T + n_gen));
-    if (!score || !logits || !top1 || !gen || !all) {
+    int64_t S = c->n_layers * c->n_heads, n = 0;
+    float *score = calloc((size_t)S, sizeof(float));
+    int32_t *gen = malloc(sizeof(int32_t) * (size_t)(n_gen + 1));
+    if (!score || !gen) {
         fprintf(stderr, "heed heads: out of memory\n");
-        free(score), free(logits), free(top1), free(gen), free(all);
+        free(score), free(gen);
         return 0;
     }
-    heed_sample_params sp;
-    heed_sample_params_init(&sp, NULL);
-    sp.greedy = 1;
-    uint64_t rng = 0; /* greedy: never drawn from */
-    heed_probe pr = {0};
-    pr.top1 = top1;
-    memcpy(all, ids, sizeof(int32_t) * (size_t)T);
-    heed_status st = T > 1 ? heed_model_forward(ctx, m, NULL, NULL, ids, NULL, T - 1, 0, 0) : HEED_OK;
-    if (st == HEED_OK) st = heed_model_set_probe(ctx, m, &pr);
-    int64_t s = 0;
-    for (; st == HEED_OK && s < n_gen; s++) { /* step s: the query is all[T - 1 + s], its argmax the next id */
-        st = heed_model_forward(ctx, m, logits, NULL, all + T - 1 + s, NULL, 1, T - 1 + s, HEED_FWD_LAST_LOGITS);
-        if (st == HEED_OK) st = heed_sample(ctx, &gen[s], logits, c->vocab, all, T + s, &sp, &rng);
-        if (st != HEED_OK) break;
-        all[T + s] = gen[s];
-        heed_score_retrieval_step(score, top1, S, ids, start, len, gen[s]);
-    }
-    heed_model_set_probe(ctx, m, NULL);
+    heed_status st = heed_retrieval_decode(ctx, m, gen, &n, score, ids, T, start, len, n_gen, 0);
     if (st != HEED_OK) fprintf(stderr, "heed heads: %s\n", heed_ctx_error(ctx));
     for (int64_t i = 0; i < S; i++) rows[i] = (head_row){.layer = i / c->n_heads, .head = i % c->n_heads, .score = score[i]};
     if (st == HEED_OK) {
-        /* ROUGE-1 recall of the needle's ids by the generated ones (clipped counts) */
-        int64_t hit = 0;
-        int8_t *used = calloc((size_t)n_gen + 1, 1);
-        for (int64_t i = 0; used && i < len; i++)
-            for (int64_t g = 0; g < n_gen; g++)
-                if (!used[g] && gen[g] == ids[start + i]) {
-                    used[g] = 1, hit++;
-                    break;
-                }
-        free(used);
         fprintf(out, "needle at [%lld, %lld) of %lld tokens; generated [", (long long)start, (long long)(start + len),
                 (long long)T);
-        for (int64_t g = 0; g < n_gen; g++) fprintf(out, "%s%d", g ? "," : "", gen[g]);
-        fprintf(out, "]; needle recall %.6g\n", (double)hit / (double)len);
+        for (int64_t g = 0; g < n; g++) fprintf(out, "%s%d", g ? "," : "", gen[g]);
+        fprintf(out, "]; needle recall %.6g\n", heed_rouge1_recall(ids + start, len, gen, n));
     }
-    free(score), free(logits), free(top1), free(gen), free(all);
+    free(score), free(gen);
     return st == HEED_OK;
 }
 
