@@ -225,7 +225,7 @@ heed_status heed_model_load(heed_ctx *ctx, heed_model **out, const char *dir)
         int64_t row = c->vocab;
         int64_t dims[] = {c->hidden, c->intermediate, qkv_dim(c), c->n_heads * c->head_dim};
         for (int i = 0; i < 4; i++) row = dims[i] > row ? dims[i] : row;
-        m->wbuf_len = row > (1 << 18) ? row : (1 << 18);
+        m->wbuf_len = row > (1 << 20) ? row : (1 << 20);
         m->wbuf = heed_alloc(sizeof(float) * (size_t)m->wbuf_len);
         if (!m->layers || !m->kc || !m->vc || !m->inv_freq || !m->wbuf)
             s = heed_fail(ctx, HEED_ERR_NOMEM, "heed_model_load: out of memory");
@@ -360,9 +360,28 @@ static void matvec_task(void *arg, int64_t task, int thread)
     model_matvec_avx2(J->y, J->ldy, J->x, J->w->data, (heed_dtype)J->w->dtype, J->n, J->in, j0, j1);
 }
 
+typedef struct widen_job {
+    float *dst;       /* [rows, len] */
+    const char *src;  /* [rows, len] of dtype */
+    heed_dtype dtype;
+    int64_t rows, len;
+} widen_job;
+
+#define WIDEN_ROWS 16 /* rows per task */
+
+static void widen_task(void *arg, int64_t task, int thread)
+{
+    (void)thread;
+    const widen_job *J = arg;
+    int64_t r0 = task * WIDEN_ROWS, nr = J->rows - r0 < WIDEN_ROWS ? J->rows - r0 : WIDEN_ROWS;
+    heed_convert(J->dst + r0 * J->len, HEED_F32, J->src + r0 * J->len * (int64_t)heed_dtype_size(J->dtype), J->dtype,
+                 (size_t)(nr * J->len));
+}
+
 /* y [n, ldy] (columns [0, out)) = x [n, in] W^T + b. f32 weights go to OpenBLAS (sgemv for one token).
  * f16/bf16 weights: a few tokens (decode) through the AVX2 kernel that widens in registers; otherwise
- * blocks of rows are widened into m->wbuf (never the whole matrix) for sgemm. */
+ * blocks of rows (as many as m->wbuf holds: 4 MB, never the whole matrix) are widened by every thread,
+ * then multiplied by one sgemm. */
 static void linear(heed_ctx *ctx, heed_model *m, float *y, int64_t ldy, const float *x, const lin *l, int64_t n,
                    int64_t in, int64_t out)
 {
@@ -381,12 +400,12 @@ static void linear(heed_ctx *ctx, heed_model *m, float *y, int64_t ldy, const fl
         heed_parallel(ctx, (out + MATVEC_ROWS - 1) / MATVEC_ROWS, matvec_task, &J);
     } else {
         int64_t rows = conv1d ? in : out, len = conv1d ? out : in, esz = (int64_t)heed_st_dtype_size(w->dtype);
-        /* blocks of at most 64 rows: a block stays in cache between its conversion and its use */
-        int64_t block = m->wbuf_len / len < 64 ? m->wbuf_len / len : 64;
+        /* blocks as large as the buffer: a wide sgemm runs near its peak, a narrow one does not */
+        const int64_t block = m->wbuf_len / len;
         for (int64_t r0 = 0; r0 < rows; r0 += block) {
             int64_t nr = rows - r0 < block ? rows - r0 : block;
-            heed_convert(m->wbuf, HEED_F32, (const char *)w->data + r0 * len * esz, (heed_dtype)w->dtype,
-                         (size_t)(nr * len));
+            widen_job J = {m->wbuf, (const char *)w->data + r0 * len * esz, (heed_dtype)w->dtype, nr, len};
+            heed_parallel(ctx, (nr + WIDEN_ROWS - 1) / WIDEN_ROWS, widen_task, &J);
             if (conv1d) /* rows are input features: accumulate the partial products */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)out, (int)nr, 1.0f, x + r0,
                             (int)in, m->wbuf, (int)out, r0 ? 1.0f : 0.0f, y, (int)ldy);
