@@ -46,7 +46,7 @@ static int usage(FILE *f, int rc)
                "                   [--json] [--png FILE] [--heads] [--intervene SPEC]... [--threads N]\n"
                "  Needle in a haystack: for each context length L and depth D (percent), the prompt is [BOS if the\n"
                "  tokenizer adds one] + haystack + needle + haystack + question, exactly L tokens, the haystack\n"
-               "  repeated as needed and the needle placed at D%% of it (moved back to the nearest sentence end);\n"
+               "  repeated as needed and the needle placed at D%% of it (moved back to a sentence end);\n"
                "  then N greedy tokens (default: the needle's token count; EOS stops) and their ROUGE-1 recall of\n"
                "  the answer's words (rouge_score's tokenizer, no stemmer).\n"
                "  --ctx-lens: default 4 lengths evenly up to min(max_position_embeddings, 4096)\n"
@@ -240,7 +240,8 @@ int cmd_needle(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(stdout, 0);
         if (!strcmp(a, "--json") || !strcmp(a, "--heads")) {
-            *(a[2] == 'j' ? &json : &want_heads) = 1;
+            if (!strcmp(a, "--json")) json = 1;
+            else want_heads = 1;
             continue;
         }
         if (!strcmp(a, "--intervene")) {
