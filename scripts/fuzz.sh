@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fuzz.sh — builds the libFuzzer targets (fuzz/fuzz_*.c) with clang, the library instrumented for
 # coverage + ASan + UBSan, and runs each for N seconds from a seed corpus (real configs, a small
-# safetensors file, token files). Usage: scripts/fuzz.sh [SECONDS]   (default 20; HEED_FUZZ_BUILD picks the build dir)
+# safetensors file, token files, probe JSONL sets). Usage: scripts/fuzz.sh [SECONDS]   (default 20; HEED_FUZZ_BUILD picks the build dir)
 # Exits non-zero when a target crashes; the crashing input is left in the build dir.
 set -euo pipefail
 secs=${1:-20}
@@ -33,11 +33,21 @@ n=${#hdr}
 while IFS= read -r -d '' j; do cp "$j" "$seeds/fuzz_tokenizer/seed$((i++)).json"; done \
     < <(find "$root/tests/data/tok" -name 'tokenizer.json' -size -64k -print0)
 
+# Multiple-choice items (heed act-search) with token ids, and one line of each kind of field.
+cp "$root/tests/data/act/cloze_ids.jsonl" "$seeds/fuzz_mc/seed0.jsonl"
+printf '{"prompt_ids": [0, 5], "choice_ids": [[7], [8, 9]], "label": 1, "id": "x"}\n\n{"prompt": "a", "choices": ["b", "c"], "label": 0}\n' \
+    > "$seeds/fuzz_mc/seed1.jsonl"
+
 # Token files: four 16-bit ids, and two 32-bit ids (format in include/heed.h).
 printf 'HEEDTOK\0\x01\0\0\0\x10\0\0\0\x04\0\0\0\0\0\0\0\x01\0\x02\0\x03\0\x04\x01' \
     > "$seeds/fuzz_tokfile/seed0.tok"
 printf 'HEEDTOK\0\x01\0\0\0\x20\0\0\0\x02\0\0\0\0\0\0\0\x70\x11\x01\0\x05\0\0\0' \
     > "$seeds/fuzz_tokfile/seed1.tok"
+
+# Labelled sets of heed probe: the committed style set, and a line with ids.
+cp "$root/tests/data/probe/styles.jsonl" "$seeds/fuzz_probe_data/seed0.jsonl"
+printf '{"ids": [0, 7, 2147483647], "label": -3}\n\n{"text": "caf\\u00e9", "label": 4, "x": null}\n' \
+    > "$seeds/fuzz_probe_data/seed1.jsonl"
 
 status=0
 for t in "${targets[@]}"; do
