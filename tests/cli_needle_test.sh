@@ -10,7 +10,7 @@ heed="$1"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/check.sh"
-grid=(--ctx-lens 64,128 --depths 0,50,100)
+grid=(--ctx-lens 64,128 --depths 0,50,100 --threads 1) # one thread: seconds even on a busy machine
 
 # the table, then one JSON line last; every cell once, recalls in [0, 1], the table's cells the JSON's
 "$heed" needle "${grid[@]}" >"$tmp/out" 2>"$tmp/err"; [ $? -eq 0 ] && ok || bad "default run: $(cat "$tmp/err")"
@@ -115,13 +115,26 @@ python3 -c 'import json,sys; a,b=(json.load(open(f)) for f in sys.argv[1:]); ass
 "$heed" needle "${grid[@]}" --intervene bos:9.0 2>"$tmp/err" >/dev/null; [ $? -ne 0 ] && grep -q 'bos:9.0' "$tmp/err" && ok ||
   bad "--intervene on a head the model lacks: $(cat "$tmp/err")"
 
-# a haystack file: the needle goes back to a sentence end (". " before it), and the default lengths (4 up to 256)
+# a haystack file and the default lengths (4 up to 256): at 30% depth the needle goes back to the last sentence
+# end, recomputed here from the haystack's tokens (each decoded alone) and the question's length
 printf 'one two three four five six seven eight. nine ten eleven twelve. ' >"$tmp/hay.txt"
-"$heed" needle --haystack "$tmp/hay.txt" --depths 30 --json >"$tmp/f.json" 2>"$tmp/err"
-python3 - "$tmp/f.json" <<'EOF' && ok || bad "--haystack and default lengths: $(cat "$tmp/err")"
-import json, sys
+"$heed" needle --haystack "$tmp/hay.txt" --depths 30 --threads 1 --json >"$tmp/f.json" 2>"$tmp/err"
+"$heed" tokenize --no-special <"$tmp/hay.txt" | tr -d '[] ' | tr , '\n' >"$tmp/hay.ids"
+while read -r id; do "$heed" detokenize --ids "$id"; echo; done <"$tmp/hay.ids" >"$tmp/hay.toks"
+printf ' What is the secret number? The secret number is' | "$heed" tokenize --no-special >"$tmp/q.ids"
+python3 - "$tmp/f.json" "$tmp/hay.toks" "$tmp/q.ids" <<'EOF' && ok || bad "--haystack placement: $(cat "$tmp/err" "$tmp/f.json")"
+import json, math, sys
 d = json.load(open(sys.argv[1]))
-assert d["ctx_lens"] == [64, 128, 192, 256] and d["depths"] == [30] and len(d["cells"]) == 4, d["ctx_lens"]
+toks = open(sys.argv[2]).read().split("\n")[:-1]
+n_q, n = len(json.load(open(sys.argv[3]))), len(toks)
+assert d["ctx_lens"] == [64, 128, 192, 256] and d["depths"] == [30] and d["haystack_tokens"] == n, d
+brk = [toks[i - 1].rstrip(" ").endswith(".") for i in range(n)]  # toks[-1]: the haystack repeats
+assert sum(brk) == 2, toks
+for c in d["cells"]:
+    F = c["ctx_len"] - 1 - d["needle_tokens"] - n_q
+    p = math.floor(0.3 * F + 0.5)
+    while 0 < p < F and not brk[p % n]: p -= 1
+    assert c["needle_at"] == 1 + p, (c, p)
 EOF
 
 # errors: exit status, a message naming the problem, no PNG left behind
