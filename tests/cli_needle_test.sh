@@ -68,8 +68,8 @@ EOF
 grep -q '^retrieval heads: mean over the [1-5] of 6 cells with recall > 0.5' "$tmp/h.err" &&
   [ "$(grep -cE '^ +[0-9]+ +[0-3] +[0-7] +[0-9.]+$' "$tmp/h.err")" -eq 10 ] && ok || bad "--heads table: $(cat "$tmp/h.err")"
 "$heed" needle "${grid[@]}" --heads >"$tmp/out" 2>/dev/null
-grep -q 'no cell recalled the answer' "$tmp/out" && tail -n 1 "$tmp/out" | grep -q '"heads":{"recall_above":0.5,"cells":0,"scores":\[\]}' &&
-  ok || bad "--heads without a recalled cell: $(tail -n 3 "$tmp/out")"
+grep -q 'no cell recalled the answer' "$tmp/out" &&
+  tail -n 1 "$tmp/out" | grep -q '"heads":{"recall_above":0.5,"cells":0,"scores":\[\]}' && ok || bad "--heads without a recalled cell: $(tail -n 3 "$tmp/out")"
 
 # --png (of the run above): each cell drawn in the colour scale at its recall (0 dark blue .. 1 yellow,
 # src/report/png.c), and both ends appear
@@ -110,7 +110,7 @@ abl=(); for h in 0 1 2 3 4 5 6 7; do abl+=(--intervene "ablate:0.$h"); done
 "$heed" needle "${grid[@]}" "${abl[@]}" --json >"$tmp/i1" 2>/dev/null
 "$heed" needle "${grid[@]}" "${abl[@]}" --json >"$tmp/i2" 2>/dev/null
 [ -s "$tmp/i1" ] && cmp -s "$tmp/i1" "$tmp/i2" && ok || bad "--intervene not reproducible"
-python3 -c 'import json,sys; a,b=(json.load(open(f)) for f in sys.argv[1:]); assert [c["ids"] for c in a["cells"]] != [c["ids"] for c in b["cells"]]' \
+python3 -c 'import json, sys; a, b = ([c["ids"] for c in json.load(open(f))["cells"]] for f in sys.argv[1:]); assert a != b' \
   "$tmp/i1" "$tmp/json" && ok || bad "ablating layer 0 changed nothing"
 "$heed" needle "${grid[@]}" --intervene bos:9.0 2>"$tmp/err" >/dev/null; [ $? -ne 0 ] && grep -q 'bos:9.0' "$tmp/err" && ok ||
   bad "--intervene on a head the model lacks: $(cat "$tmp/err")"

@@ -58,7 +58,8 @@ static void test_prompt_known(heed_ctx *ctx)
     CHECK(strstr(heed_ctx_error(ctx), "cannot hold") != NULL, "message: %s", heed_ctx_error(ctx));
     CHECK(heed_needle_prompt(ctx, p, &at, hay, NULL, 3, needle, 2, q, 1, -1, 4, 50) == HEED_OK, "filler 1 refused");
     CHECK(heed_needle_prompt(ctx, p, &at, hay, NULL, 3, needle, 2, q, 1, 1, 12, -1) == HEED_ERR_INVALID, "depth -1");
-    CHECK(heed_needle_prompt(ctx, p, &at, hay, NULL, 3, needle, 2, q, 1, 1, 12, 100.5) == HEED_ERR_INVALID, "depth 100.5");
+    CHECK(heed_needle_prompt(ctx, p, &at, hay, NULL, 3, needle, 2, q, 1, 1, 12, 100.5) == HEED_ERR_INVALID,
+          "depth 100.5");
     CHECK(heed_needle_prompt(ctx, p, &at, hay, NULL, 3, needle, 2, q, 1, 1, 12, NAN) == HEED_ERR_INVALID, "depth NaN");
     CHECK(heed_needle_prompt(ctx, p, &at, hay, NULL, 0, needle, 2, q, 1, 1, 12, 50) == HEED_ERR_INVALID, "no haystack");
     CHECK(heed_needle_prompt(ctx, p, &at, hay, NULL, 3, needle, 0, q, 1, 1, 12, 50) == HEED_ERR_INVALID, "no needle");
@@ -82,7 +83,8 @@ static void test_prompt_random(heed_ctx *ctx)
         for (int64_t i = 0; i < n_q; i++) q[i] = 300 + (int32_t)i;
         const uint8_t *breaks = t_int(&r, 0, 2) ? brk : NULL;
         int64_t at = -1;
-        if (heed_needle_prompt(ctx, p, &at, hay, breaks, n_hay, needle, n_needle, q, n_q, bos, ctx_len, depth) != HEED_OK) {
+        if (heed_needle_prompt(ctx, p, &at, hay, breaks, n_hay, needle, n_needle, q, n_q, bos, ctx_len, depth) !=
+            HEED_OK) {
             bad++;
             continue;
         }

@@ -186,7 +186,8 @@ static void print_table(FILE *f, const cell *cells, const double *lens, int64_t 
 /* The JSON object of the run, printed on one line; heads NULL without --heads. Returns 1, or 0 when out of
  * memory. */
 static int print_json(const char *model, const char *needle, const char *question, const char *answer, int64_t n_gen,
-                      int32_t bos, int64_t n_hay, int64_t n_needle, const cell *cells, const double *lens, int64_t n_len,
+                      int32_t bos, int64_t n_hay, int64_t n_needle, const cell *cells, const double *lens,
+                      int64_t n_len,
                       const double *depths, int64_t n_depth, const head_score *heads, int64_t n_heads,
                       int64_t n_recalled)
 {
@@ -204,7 +205,8 @@ static int print_json(const char *model, const char *needle, const char *questio
         const cell *c = &cells[k];
         cJSON *e = cJSON_CreateObject();
         ok = e && cJSON_AddItemToArray(cl, e) && cJSON_AddNumberToObject(e, "ctx_len", (double)c->ctx_len) &&
-             cJSON_AddNumberToObject(e, "depth", c->depth) && cJSON_AddNumberToObject(e, "needle_at", (double)c->needle_at) &&
+             cJSON_AddNumberToObject(e, "depth", c->depth) &&
+             cJSON_AddNumberToObject(e, "needle_at", (double)c->needle_at) &&
              cJSON_AddNumberToObject(e, "recall", c->recall) &&
              cJSON_AddItemToObject(e, "ids", cJSON_CreateIntArray((const int *)c->gen, (int)c->n_gen)) &&
              cJSON_AddStringToObject(e, "text", c->text);
@@ -329,17 +331,15 @@ int cmd_needle(int argc, char **argv)
         if (!(lens = malloc(4 * sizeof *lens))) goto oom;
         for (n_len = 0; n_len < 4; n_len++) lens[n_len] = (double)(top * (n_len + 1) / 4);
     }
-    for (int64_t j = 0; j < n_len; j++)
-        if (lens[j] < (double)min_len || lens[j] > (double)max_len) {
-            fprintf(stderr, "heed needle: context length %g: %s (%lld%s)\n", lens[j],
-                    lens[j] < (double)min_len ? "too small to hold BOS, the needle, the question and any haystack"
-                                              : "past the model's positions",
-                    (long long)(lens[j] < (double)min_len ? min_len : max_len),
-                    lens[j] < (double)min_len ? " tokens at least" : c->pos == HEED_POS_LEARNED
-                                                                         ? " at most, leaving room for -n tokens"
-                                                                         : " at most");
-            goto done;
-        }
+    for (int64_t j = 0; j < n_len; j++) {
+        if (lens[j] < (double)min_len)
+            fprintf(stderr, "heed needle: context length %g: too small to hold %sthe needle, the question and any "
+                            "haystack (%lld tokens at least)\n", lens[j], bos >= 0 ? "BOS, " : "", (long long)min_len);
+        else if (lens[j] > (double)max_len)
+            fprintf(stderr, "heed needle: context length %g: past the model's positions (%lld at most%s)\n", lens[j],
+                    (long long)max_len, c->pos == HEED_POS_LEARNED ? ", leaving room for -n tokens" : "");
+        if (lens[j] < (double)min_len || lens[j] > (double)max_len) goto done;
+    }
     if (!(breaks = malloc((size_t)n_hay))) goto oom;
     int64_t n_breaks = sentence_breaks(breaks, ctx, tok, hay, n_hay);
     if (n_breaks < 0) goto done;

@@ -20,8 +20,8 @@ heed_status heed_needle_prompt(heed_ctx *ctx, int32_t *prompt, int64_t *needle_a
         return heed_fail(ctx, HEED_ERR_INVALID, "needle prompt: depth %g outside 0..100", depth);
     int64_t head = bos >= 0, F = ctx_len - head - n_needle - n_question;
     if (F < 1)
-        return heed_fail(ctx, HEED_ERR_INVALID, "needle prompt: %lld tokens cannot hold %s%lld needle and %lld question "
-                         "ids and any haystack", (long long)ctx_len, head ? "BOS, " : "", (long long)n_needle,
+        return heed_fail(ctx, HEED_ERR_INVALID, "needle prompt: %lld tokens cannot hold %s%lld needle and %lld "
+                         "question ids and any haystack", (long long)ctx_len, head ? "BOS, " : "", (long long)n_needle,
                          (long long)n_question);
     int64_t p = (int64_t)llround(depth / 100.0 * (double)F);
     while (p > 0 && p < F && breaks && !breaks[p % n_hay]) p--;
