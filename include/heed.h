@@ -735,69 +735,6 @@ heed_status heed_model_cached_values(heed_ctx *ctx, const heed_model *m, float *
  * HEED_ERR_UNSUPPORTED. Uses the model's run state (not the KV cache). */
 heed_status heed_model_unembed(heed_ctx *ctx, heed_model *m, float *logits, const float *x, int64_t n);
 
-/* Multiple-choice evaluation (src/probe/mc_eval.c; docs/analysis.md, "ACT head search"): a labelled set of
- * items, each a prompt and n >= 2 choices, scored as lm-eval scores loglikelihood tasks (the log-probability of
- * each choice's tokens after the prompt) under whatever interventions are set on the model. */
-typedef struct heed_mc_item {
-    int32_t *prompt;     /* [n_prompt] ids, n_prompt >= 1 */
-    int64_t n_prompt;
-    int32_t **choice;    /* [n_choices] pointers, choice c [n_choice[c]] ids, n_choice[c] >= 1 */
-    int64_t *n_choice;   /* [n_choices] */
-    int64_t n_choices;   /* >= 2 */
-    int64_t label;       /* the correct choice, 0 <= label < n_choices */
-    int64_t line;        /* the item's line in its file (1-based), for messages */
-} heed_mc_item;
-typedef struct heed_mc_set {
-    heed_mc_item *items; /* [n_items], n_items >= 1 */
-    int64_t n_items;
-} heed_mc_set;
-/* Parses JSON Lines text [len] (name: the file, for messages) into *out (free with heed_mc_free; NULL on
- * failure). One item per non-blank line, an object with
- *   "prompt": text or "prompt_ids": [ids]       (exactly one; text is encoded with tok, special tokens added)
- *   "choices": [texts] or "choice_ids": [[ids]] (exactly one; text encoded with tok, no special tokens)
- *   "label": the index of the correct choice
- * and any other keys ignored. Text with tok NULL, bad JSON, a missing or mistyped field, an id outside
- * [0, 2^31), fewer than 2 choices, an empty prompt or choice (no tokens) and a label outside the choices are
- * HEED_ERR_FORMAT naming name and the line; no item at all too. */
-heed_status heed_mc_parse(heed_ctx *ctx, heed_mc_set **out, const char *text, size_t len, const char *name,
-                          const heed_tokenizer *tok);
-/* heed_mc_parse of the file at path (at most 1 GiB; HEED_ERR_IO naming it when unreadable). */
-heed_status heed_mc_load(heed_ctx *ctx, heed_mc_set **out, const char *path, const heed_tokenizer *tok);
-/* NULL is a no-op. */
-void heed_mc_free(heed_mc_set *set);
-/* lp [n_choices] out: lp[c] = the sum over the tokens t of choice c of log softmax(logits at position
- * n_prompt + t - 1)[choice c's token t] (f64), from one heed_model_forward of prompt + choice c at pos 0 (the
- * KV cache restarts; m's interventions and head scales apply). The prompt is run again for every choice: an
- * ACT edit's sink sums cover all the rows of the forward, so a prompt run once and continued from the cache
- * would edit the prompt's rows differently. An id outside the model's vocabulary is HEED_ERR_INVALID naming
- * the item's line. */
-heed_status heed_mc_score(heed_ctx *ctx, heed_model *m, double *lp, const heed_mc_item *item);
-/* The prediction from lp [n]: the index of the largest lp[c], or with normalize of lp[c] / n_tokens[c] (the
- * mean per token); the first on ties. n >= 1; n_tokens [n] (>= 1 each) is read only with normalize. */
-int64_t heed_mc_argmax(const double *lp, const int64_t *n_tokens, int64_t n, int normalize);
-/* Accuracy counts of a set under one configuration of the model. The mean margin is margin_sum / n_items. */
-typedef struct heed_mc_stats {
-    int64_t n_items;
-    int64_t correct;      /* items whose heed_mc_argmax (plain) is the label */
-    int64_t correct_norm; /* items whose heed_mc_argmax (per-token mean) is the label */
-    double margin_sum;    /* sum over items of lp[label] - max over c != label of lp[c] (> 0: right) */
-} heed_mc_stats;
-/* Adds item's scores lp [item->n_choices] (heed_mc_score) to *st. */
-void heed_mc_tally(heed_mc_stats *st, const double *lp, const heed_mc_item *item);
-/* *st out: the counts of every item of set scored by heed_mc_score on m as it is set up. */
-heed_status heed_mc_eval(heed_ctx *ctx, heed_model *m, heed_mc_stats *st, const heed_mc_set *set);
-/* ACT's head search (docs/analysis.md): one entry per candidate head, st its counts with ACT on that head
- * alone. heed_act_rank sorts heads [n] by accuracy gain over base (correct - base->correct), ties by mean
- * margin gain, then by (layer, head), both descending gains; it marks selected the heads whose accuracy gain
- * over the set, (correct - base->correct) / n_items, is above threshold, and returns their count (they come
- * first). */
-typedef struct heed_act_head {
-    int64_t layer, head;
-    heed_mc_stats st;
-    int selected;
-} heed_act_head;
-int64_t heed_act_rank(heed_act_head *heads, int64_t n, const heed_mc_stats *base, double threshold);
-
 /* Linear probes per layer (Concept Depth; src/probe/linear_probe.c, docs/analysis.md "Linear probes"):
  * multinomial logistic regression with an L2 penalty on standardised features, trained full batch by
  * L-BFGS from zero weights. Everything is f64 and sequential: a fit is a function of its inputs alone. */
@@ -878,6 +815,69 @@ heed_status heed_probe_data_parse(heed_ctx *ctx, heed_probe_data **out, const ch
 heed_status heed_probe_data_load(heed_ctx *ctx, heed_probe_data **out, const char *path);
 /* NULL is a no-op. */
 void heed_probe_data_free(heed_probe_data *d);
+
+/* Multiple-choice evaluation (src/probe/mc_eval.c; docs/analysis.md, "ACT head search"): a labelled set of
+ * items, each a prompt and n >= 2 choices, scored as lm-eval scores loglikelihood tasks (the log-probability of
+ * each choice's tokens after the prompt) under whatever interventions are set on the model. */
+typedef struct heed_mc_item {
+    int32_t *prompt;     /* [n_prompt] ids, n_prompt >= 1 */
+    int64_t n_prompt;
+    int32_t **choice;    /* [n_choices] pointers, choice c [n_choice[c]] ids, n_choice[c] >= 1 */
+    int64_t *n_choice;   /* [n_choices] */
+    int64_t n_choices;   /* >= 2 */
+    int64_t label;       /* the correct choice, 0 <= label < n_choices */
+    int64_t line;        /* the item's line in its file (1-based), for messages */
+} heed_mc_item;
+typedef struct heed_mc_set {
+    heed_mc_item *items; /* [n_items], n_items >= 1 */
+    int64_t n_items;
+} heed_mc_set;
+/* Parses JSON Lines text [len] (name: the file, for messages) into *out (free with heed_mc_free; NULL on
+ * failure). One item per non-blank line, an object with
+ *   "prompt": text or "prompt_ids": [ids]       (exactly one; text is encoded with tok, special tokens added)
+ *   "choices": [texts] or "choice_ids": [[ids]] (exactly one; text encoded with tok, no special tokens)
+ *   "label": the index of the correct choice
+ * and any other keys ignored. Text with tok NULL, bad JSON, a missing or mistyped field, an id outside
+ * [0, 2^31), fewer than 2 choices, an empty prompt or choice (no tokens) and a label outside the choices are
+ * HEED_ERR_FORMAT naming name and the line; no item at all too. */
+heed_status heed_mc_parse(heed_ctx *ctx, heed_mc_set **out, const char *text, size_t len, const char *name,
+                          const heed_tokenizer *tok);
+/* heed_mc_parse of the file at path (at most 1 GiB; HEED_ERR_IO naming it when unreadable). */
+heed_status heed_mc_load(heed_ctx *ctx, heed_mc_set **out, const char *path, const heed_tokenizer *tok);
+/* NULL is a no-op. */
+void heed_mc_free(heed_mc_set *set);
+/* lp [n_choices] out: lp[c] = the sum over the tokens t of choice c of log softmax(logits at position
+ * n_prompt + t - 1)[choice c's token t] (f64), from one heed_model_forward of prompt + choice c at pos 0 (the
+ * KV cache restarts; m's interventions and head scales apply). The prompt is run again for every choice: an
+ * ACT edit's sink sums cover all the rows of the forward, so a prompt run once and continued from the cache
+ * would edit the prompt's rows differently. An id outside the model's vocabulary is HEED_ERR_INVALID naming
+ * the item's line. */
+heed_status heed_mc_score(heed_ctx *ctx, heed_model *m, double *lp, const heed_mc_item *item);
+/* The prediction from lp [n]: the index of the largest lp[c], or with normalize of lp[c] / n_tokens[c] (the
+ * mean per token); the first on ties. n >= 1; n_tokens [n] (>= 1 each) is read only with normalize. */
+int64_t heed_mc_argmax(const double *lp, const int64_t *n_tokens, int64_t n, int normalize);
+/* Accuracy counts of a set under one configuration of the model. The mean margin is margin_sum / n_items. */
+typedef struct heed_mc_stats {
+    int64_t n_items;
+    int64_t correct;      /* items whose heed_mc_argmax (plain) is the label */
+    int64_t correct_norm; /* items whose heed_mc_argmax (per-token mean) is the label */
+    double margin_sum;    /* sum over items of lp[label] - max over c != label of lp[c] (> 0: right) */
+} heed_mc_stats;
+/* Adds item's scores lp [item->n_choices] (heed_mc_score) to *st. */
+void heed_mc_tally(heed_mc_stats *st, const double *lp, const heed_mc_item *item);
+/* *st out: the counts of every item of set scored by heed_mc_score on m as it is set up. */
+heed_status heed_mc_eval(heed_ctx *ctx, heed_model *m, heed_mc_stats *st, const heed_mc_set *set);
+/* ACT's head search (docs/analysis.md): one entry per candidate head, st its counts with ACT on that head
+ * alone. heed_act_rank sorts heads [n] by accuracy gain over base (correct - base->correct), ties by mean
+ * margin gain, then by (layer, head), both descending gains; it marks selected the heads whose accuracy gain
+ * over the set, (correct - base->correct) / n_items, is above threshold, and returns their count (they come
+ * first). */
+typedef struct heed_act_head {
+    int64_t layer, head;
+    heed_mc_stats st;
+    int selected;
+} heed_act_head;
+int64_t heed_act_rank(heed_act_head *heads, int64_t n, const heed_mc_stats *base, double threshold);
 
 /* Head scores (src/probe/scores.c): pure functions of captured maps and statistics, as the papers define
  * them (docs/analysis.md). A, B: [T, T] attention maps of one head, row i the query, column j the key. */

@@ -13,9 +13,9 @@ int cmd_inspect(int argc, char **argv); /* heed inspect: the attention viewer pa
 int cmd_heads(int argc, char **argv); /* heed heads: rank attention heads by a score (tools/heads.c) */
 int cmd_needle(int argc, char **argv); /* heed needle: the needle-in-a-haystack grid (tools/needle.c) */
 int cmd_patch(int argc, char **argv); /* heed patch: activation patching of head outputs (tools/patch.c) */
-int cmd_act_search(int argc, char **argv); /* heed act-search: ACT head search on labelled items (tools/act_search.c) */
 int cmd_lens(int argc, char **argv); /* heed lens: the logit lens per layer (tools/lens.c) */
 int cmd_probe(int argc, char **argv); /* heed probe: linear probes per layer, Concept Depth (tools/probe.c) */
+int cmd_act_search(int argc, char **argv); /* heed act-search: ACT head search on labelled items (tools/act_search.c) */
 int cmd_train(int argc, char **argv); /* heed train: train a model (tools/train.c) */
 
 #endif

@@ -26,9 +26,9 @@ static const command commands[] = {
     {"heads", cmd_heads, "`heed heads [-m MODEL] --score sink|induction|... [--json]`: rank attention heads"},
     {"needle", cmd_needle, "`heed needle [-m MODEL] [--ctx-lens L,...] [--depths D,...] [--png F]`: needle grid"},
     {"patch", cmd_patch, "`heed patch [-m MODEL] --clean TEXT --corrupt TEXT --answer TOK --foil TOK`: patching"},
-    {"act-search", cmd_act_search, "`heed act-search [-m MODEL] --data FILE.jsonl [--layers A-B]`: ACT head search"},
     {"lens", cmd_lens, "`heed lens [-m MODEL] (-p TEXT | --ids IDS) [--pos P] [--target TOK]`: logit lens"},
     {"probe", cmd_probe, "`heed probe [-m MODEL] --data FILE.jsonl [--pool last|mean]`: linear probes per layer"},
+    {"act-search", cmd_act_search, "`heed act-search [-m MODEL] --data FILE.jsonl [--layers A-B]`: ACT head search"},
 };
 
 static void usage(FILE *f)
