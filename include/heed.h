@@ -868,10 +868,10 @@ void heed_mc_tally(heed_mc_stats *st, const double *lp, const heed_mc_item *item
 /* *st out: the counts of every item of set scored by heed_mc_score on m as it is set up. */
 heed_status heed_mc_eval(heed_ctx *ctx, heed_model *m, heed_mc_stats *st, const heed_mc_set *set);
 /* ACT's head search (docs/analysis.md): one entry per candidate head, st its counts with ACT on that head
- * alone. heed_act_rank sorts heads [n] by accuracy gain over base (correct - base->correct), ties by mean
- * margin gain, then by (layer, head), both descending gains; it marks selected the heads whose accuracy gain
- * over the set, (correct - base->correct) / n_items, is above threshold, and returns their count (they come
- * first). */
+ * alone. heed_act_rank sorts heads [n] by accuracy gain over base (correct - base->correct), descending, ties
+ * by mean margin gain, descending, then by layer and head, ascending; it marks selected the heads whose accuracy
+ * gain over the set, (correct - base->correct) / base->n_items, is above threshold, and returns their count
+ * (they come first). */
 typedef struct heed_act_head {
     int64_t layer, head;
     heed_mc_stats st;

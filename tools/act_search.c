@@ -101,7 +101,9 @@ int cmd_act_search(int argc, char **argv)
             return usage(stderr, 2);
         }
     }
-    double beta = 0.4, threshold = 0.0;
+    heed_intervention act;
+    heed_intervention_init(&act, HEED_EDIT_ACT, 0, 0); /* the paper's beta */
+    double beta = act.amount, threshold = 0.0;
     int64_t lo = 0, hi = 0;
     if (!data) {
         fprintf(stderr, "heed act-search: give --data FILE.jsonl (the labelled items)\n");
