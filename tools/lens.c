@@ -236,7 +236,7 @@ int cmd_lens(int argc, char **argv)
             char *s = token_text(ctx, tok, top[k]);
             if (json) {
                 cJSON *t = cJSON_CreateObject();
-                ok = s && t && cJSON_AddItemToArray(tops, t) && cJSON_AddNumberToObject(t, "id", top[k]) &&
+                ok = t && cJSON_AddItemToArray(tops, t) && s && cJSON_AddNumberToObject(t, "id", top[k]) &&
                      cJSON_AddStringToObject(t, "token", s) && cJSON_AddNumberToObject(t, "p", prob[top[k]]);
             } else {
                 printf("%s", k ? "  " : "");
