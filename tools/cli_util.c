@@ -32,6 +32,38 @@ int cli_parse_num(double *v, const char *s)
     return end != s && !*end;
 }
 
+int cli_token_id(int32_t *id, heed_ctx *ctx, const heed_tokenizer *tok, const char *text, const char *id_arg,
+                 int64_t vocab, const char *opt, const char *cmd)
+{
+    if (id_arg) {
+        double v;
+        if (!cli_parse_num(&v, id_arg) || v != floor(v) || v < 0 || v >= (double)vocab) {
+            fprintf(stderr, "heed %s: --%s-id: expected an id 0..%lld (the model's vocabulary), got '%s'\n", cmd, opt,
+                    (long long)vocab - 1, id_arg);
+            return 0;
+        }
+        *id = (int32_t)v;
+        return 1;
+    }
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    if (heed_tokenize(ctx, &ids, &n, tok, text, strlen(text), HEED_TOK_NO_TRUNCATE | HEED_TOK_NO_PAD) != HEED_OK) {
+        fprintf(stderr, "heed %s: --%s: %s\n", cmd, opt, heed_ctx_error(ctx));
+        free(ids);
+        return 0;
+    }
+    int one = n == 1 && ids[0] < vocab;
+    if (n != 1)
+        fprintf(stderr, "heed %s: --%s '%s' encodes to %lld tokens, expected exactly one (give --%s-id)\n", cmd, opt,
+                text, (long long)n, opt);
+    else if (!one)
+        fprintf(stderr, "heed %s: --%s '%s' is id %d, outside the model's vocabulary of %lld\n", cmd, opt, text, ids[0],
+                (long long)vocab);
+    else *id = ids[0];
+    free(ids);
+    return one;
+}
+
 int cli_load_tokenizer(heed_tokenizer **tok, heed_ctx *ctx, const char *model, int required, const char *cmd)
 {
     *tok = NULL;

@@ -26,6 +26,12 @@ int cli_load_tokenizer(heed_tokenizer **tok, heed_ctx *ctx, const char *model, i
 int cli_input_ids(int32_t **ids, int64_t *n, heed_ctx *ctx, const heed_tokenizer *tok, const char *text,
                   const char *ids_arg, const char *cmd);
 
+/* The id of one token, given as exactly one of text (a token string: encoded without special tokens, it
+ * must give exactly one id; needs tok) and id_arg (a decimal id), checked against vocab. opt names the
+ * option in messages (--OPT / --OPT-id). Returns 1 (*id set), or 0 after printing "heed CMD: ...". */
+int cli_token_id(int32_t *id, heed_ctx *ctx, const heed_tokenizer *tok, const char *text, const char *id_arg,
+                 int64_t vocab, const char *opt, const char *cmd);
+
 /* The embedded default model (models/default, trained by heed train; models/default/README.md): the
  * directory named by $HEED_MODEL, else the source tree's models/default, else the installed copy
  * (DATADIR/heed/models/default). NULL after printing why when none exists. */

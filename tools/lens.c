@@ -97,7 +97,7 @@ int cmd_lens(int argc, char **argv)
             return usage(stderr, 2);
         }
     }
-    double top_v = 5, pos_v = -1, tid_v = -1;
+    double top_v = 5, pos_v = -1;
     if (!text == !ids_arg) {
         fprintf(stderr, "heed lens: give exactly one of -p TEXT and --ids IDS\n");
         return usage(stderr, 2);
@@ -112,10 +112,6 @@ int cmd_lens(int argc, char **argv)
     }
     if (pos_arg && (!cli_parse_num(&pos_v, pos_arg) || pos_v != floor(pos_v) || pos_v < 0 || pos_v > 1e15)) {
         fprintf(stderr, "heed lens: --pos: expected a position 0, 1, ..., got '%s'\n", pos_arg);
-        return 2;
-    }
-    if (target_id && (!cli_parse_num(&tid_v, target_id) || tid_v != floor(tid_v) || tid_v < 0 || tid_v > INT32_MAX)) {
-        fprintf(stderr, "heed lens: --target-id: expected a token id, got '%s'\n", target_id);
         return 2;
     }
     if (threads_arg && !cli_parse_threads(&threads, threads_arg)) {
@@ -157,24 +153,8 @@ int cmd_lens(int argc, char **argv)
                 (long long)(T - 1));
         goto done;
     }
-    if (target_tok) {
-        int32_t *tids = NULL;
-        int64_t nt = 0;
-        if (heed_tokenize(ctx, &tids, &nt, tok, target_tok, strlen(target_tok), HEED_TOK_NO_TRUNCATE | HEED_TOK_NO_PAD) !=
-            HEED_OK) {
-            fprintf(stderr, "heed lens: --target: %s\n", heed_ctx_error(ctx));
-            goto done;
-        }
-        if (nt != 1) fprintf(stderr, "heed lens: --target '%s' encodes to %lld tokens, expected exactly one (give "
-                                     "--target-id)\n", target_tok, (long long)nt);
-        else target = tids[0];
-        free(tids);
-        if (nt != 1) goto done;
-    } else if (target_id) target = (int32_t)tid_v;
-    if (target >= V) {
-        fprintf(stderr, "heed lens: target id %d is outside the model's vocabulary of %lld\n", target, (long long)V);
+    if ((target_tok || target_id) && !cli_token_id(&target, ctx, tok, target_tok, target_id, V, "target", "lens"))
         goto done;
-    }
     /* Causal: the states at P depend on positions 0..P only, so the forward stops there. */
     const int64_t n = P + 1;
     hidden = calloc((size_t)(NL + 1), sizeof *hidden);

@@ -43,39 +43,6 @@ static void select_units(uint8_t *sel, int64_t n, int64_t first, int64_t span, c
         for (int64_t k = 0; k < n_pos; k++) sel[h * n + pos[k]] = v;
 }
 
-/* The id of a token string (encoded without special tokens: exactly one id) or of an id argument. Returns 1
- * on success, 0 after printing why. */
-static int token_arg(int32_t *id, heed_ctx *ctx, const heed_tokenizer *tok, const char *text, const char *id_arg,
-                     int64_t vocab, const char *what)
-{
-    if (id_arg) {
-        double v;
-        if (!cli_parse_num(&v, id_arg) || v != floor(v) || v < 0 || v >= (double)vocab) {
-            fprintf(stderr, "heed patch: --%s-id: expected an id 0..%lld, got '%s'\n", what, (long long)vocab - 1,
-                    id_arg);
-            return 0;
-        }
-        *id = (int32_t)v;
-        return 1;
-    }
-    int32_t *ids = NULL;
-    int64_t n = 0;
-    if (heed_tokenize(ctx, &ids, &n, tok, text, strlen(text), HEED_TOK_NO_TRUNCATE | HEED_TOK_NO_PAD) != HEED_OK) {
-        fprintf(stderr, "heed patch: --%s: %s\n", what, heed_ctx_error(ctx));
-        return 0;
-    }
-    int one = n == 1 && ids[0] < vocab;
-    if (n != 1)
-        fprintf(stderr, "heed patch: --%s '%s' encodes to %lld tokens, expected exactly one (give --%s-id)\n", what,
-                text, (long long)n, what);
-    else if (!one)
-        fprintf(stderr, "heed patch: --%s '%s' is id %d, outside the model's vocabulary of %lld\n", what, text,
-                ids[0], (long long)vocab);
-    else *id = ids[0];
-    free(ids);
-    return one;
-}
-
 /* The metric logit[answer] - logit[foil] of the last position of ids [T]; with out every head's output
  * [NL, H, T, D] is captured. */
 static heed_status metric(double *x, heed_ctx *ctx, heed_model *m, float *logits, float *out, const int32_t *ids,
@@ -172,7 +139,7 @@ int cmd_patch(int argc, char **argv)
         goto done;
     }
     for (int k = 0; k < 2; k++)
-        if (!token_arg(&tid[k], ctx, tok, tok_arg[k], id_arg[k], c->vocab, tok_name[k])) goto done;
+        if (!cli_token_id(&tid[k], ctx, tok, tok_arg[k], id_arg[k], c->vocab, tok_name[k], "patch")) goto done;
     const int64_t n = T[0], NL = c->n_layers, H = c->n_heads, D = c->head_dim;
     logits = malloc(sizeof(float) * (size_t)c->vocab);
     clean_out = malloc(sizeof(float) * (size_t)(NL * H * n * D));
