@@ -850,8 +850,9 @@ void heed_mc_free(heed_mc_set *set);
  * n_prompt + t - 1)[choice c's token t] (f64), from one heed_model_forward of prompt + choice c at pos 0 (the
  * KV cache restarts; m's interventions and head scales apply). The prompt is run again for every choice: an
  * ACT edit's sink sums cover all the rows of the forward, so a prompt run once and continued from the cache
- * would edit the prompt's rows differently. An id outside the model's vocabulary is HEED_ERR_INVALID naming
- * the item's line. */
+ * would edit the prompt's rows differently. An id outside the model's vocabulary or a choice without tokens is
+ * HEED_ERR_INVALID naming the item's line; a failed forward (e.g. past a model's learned positions) keeps its
+ * status and its message gets the line and choice in front. */
 heed_status heed_mc_score(heed_ctx *ctx, heed_model *m, double *lp, const heed_mc_item *item);
 /* The prediction from lp [n]: the index of the largest lp[c], or with normalize of lp[c] / n_tokens[c] (the
  * mean per token); the first on ties. n >= 1; n_tokens [n] (>= 1 each) is read only with normalize. */

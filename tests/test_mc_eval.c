@@ -1,7 +1,7 @@
-/* test_mc_eval.c — multiple-choice evaluation (src/probe/mc_eval.c): the JSON Lines reader (ids and text items,
- * every malformed case with its file:line message), heed_mc_score against log-softmax sums computed here from a
- * plain heed_model_forward over prompt + choice (with and without an ACT edit, after a stale KV cache), the
- * argmax and accuracy counts on hand-built scores, and the ranking and selection rule of ACT's head search. */
+/* test_mc_eval.c — multiple-choice evaluation (src/probe/mc_eval.c): the JSON Lines reader and its file:line
+ * refusals, heed_mc_score against log-softmax sums of a plain heed_model_forward over prompt + choice (with and
+ * without ACT, after a stale KV cache) and its errors naming the item, argmax and counts on hand-built scores,
+ * and the ranking and selection rule of ACT's head search. */
 #include "harness.h"
 #include "heed.h"
 
@@ -169,6 +169,23 @@ static void test_score(heed_ctx *ctx)
     CHECK(heed_mc_score(ctx, m, lp, &bad) == HEED_ERR_INVALID && strstr(heed_ctx_error(ctx), "line 3: choice 1 id 320"),
           "out-of-vocabulary id: %s", heed_ctx_error(ctx));
     heed_mc_free(set);
+    heed_model_free(m);
+
+    /* a forward that fails (gpt2 has 64 learned positions) names the item's line and choice; a choice without
+     * tokens is refused */
+    snprintf(dir, sizeof dir, "%s/models/gpt2", data_dir());
+    CHECK_OK(ctx, heed_model_load(ctx, &m, dir));
+    if (!m) return;
+    int32_t prompt[60] = {0}, short_c[2] = {5, 6}, long_c[5] = {1, 2, 3, 4, 5};
+    int32_t *two[2] = {short_c, long_c};
+    int64_t lens[2] = {2, 5};
+    heed_mc_item far = {prompt, 60, two, lens, 2, 0, 7};
+    heed_status st = heed_mc_score(ctx, m, lp, &far);
+    CHECK(st == HEED_ERR_INVALID && strstr(heed_ctx_error(ctx), "line 7, choice 1: heed_model_forward: positions up to 65"),
+          "past the positions: %s: %s", heed_status_name(st), heed_ctx_error(ctx));
+    lens[1] = 0;
+    CHECK(heed_mc_score(ctx, m, lp, &far) == HEED_ERR_INVALID && strstr(heed_ctx_error(ctx), "line 7: choice 1 has no tokens"),
+          "empty choice: %s", heed_ctx_error(ctx));
     heed_model_free(m);
 }
 

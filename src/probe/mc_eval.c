@@ -198,7 +198,12 @@ heed_status heed_mc_score(heed_ctx *ctx, heed_model *m, double *lp, const heed_m
         return heed_fail(ctx, HEED_ERR_INVALID, "heed_mc_score: NULL model, lp or item, or an empty item");
     const int64_t V = heed_model_config(m)->vocab;
     int64_t longest = 0;
-    for (int64_t c = 0; c < it->n_choices; c++) longest = it->n_choice[c] > longest ? it->n_choice[c] : longest;
+    for (int64_t c = 0; c < it->n_choices; c++) {
+        if (it->n_choice[c] < 1)
+            return heed_fail(ctx, HEED_ERR_INVALID, "line %lld: choice %lld has no tokens", (long long)it->line,
+                             (long long)c);
+        longest = it->n_choice[c] > longest ? it->n_choice[c] : longest;
+    }
     for (int64_t t = 0; t < it->n_prompt; t++)
         if (it->prompt[t] < 0 || it->prompt[t] >= V)
             return heed_fail(ctx, HEED_ERR_INVALID, "line %lld: prompt id %d is outside the model's vocabulary [0, %lld)",
@@ -216,7 +221,12 @@ heed_status heed_mc_score(heed_ctx *ctx, heed_model *m, double *lp, const heed_m
                 s = heed_fail(ctx, HEED_ERR_INVALID, "line %lld: choice %lld id %d is outside the model's vocabulary "
                               "[0, %lld)", (long long)it->line, (long long)c, ids[P + t], (long long)V);
         }
-        if (s == HEED_OK) s = heed_model_forward(ctx, m, logits, NULL, ids, NULL, n, 0, 0);
+        heed_status f = s == HEED_OK ? heed_model_forward(ctx, m, logits, NULL, ids, NULL, n, 0, 0) : HEED_OK;
+        if (f != HEED_OK) { /* e.g. past a model's learned positions: name the item */
+            char why[HEED_ERRMSG_MAX];
+            snprintf(why, sizeof why, "%s", heed_ctx_error(ctx));
+            s = heed_fail(ctx, f, "line %lld, choice %lld: %s", (long long)it->line, (long long)c, why);
+        }
         double sum = 0.0;
         for (int64_t t = P; t < n && s == HEED_OK; t++) {
             const float *row = logits + (t - 1) * V; /* predicts ids[t] */
