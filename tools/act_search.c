@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int usage(FILE *f, int rc)
 {
@@ -161,11 +162,16 @@ int cmd_act_search(int argc, char **argv)
         goto done;
     }
     heed_mc_stats base, together = {0};
+    const int progress = isatty(STDERR_FILENO); /* a search on a large model takes long */
     heed_status s = eval_heads(ctx, m, &base, set, NULL, 0, beta);
     for (int64_t e = 0; e < n && s == HEED_OK; e++) {
         heads[e].layer = lo + e / H, heads[e].head = e % H;
+        if (progress)
+            fprintf(stderr, "\rheed act-search: head %lld.%lld (%lld of %lld) ", (long long)heads[e].layer,
+                    (long long)heads[e].head, (long long)e + 1, (long long)n);
         s = eval_heads(ctx, m, &heads[e].st, set, &heads[e], 1, beta);
     }
+    if (progress) fprintf(stderr, "\r%60s\r", "");
     const int64_t k = s == HEED_OK ? heed_act_rank(heads, n, &base, threshold) : 0;
     if (s == HEED_OK && k > 0) s = eval_heads(ctx, m, &together, set, heads, k, beta);
     if (s != HEED_OK) {
