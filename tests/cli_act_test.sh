@@ -20,7 +20,8 @@ head -8 "$data/act/cloze.jsonl" >"$tmp/text8.jsonl"
 "$heed" act-search --data "$ids" --threshold -1e-9 --json >"$tmp/a.out" 2>"$tmp/err" && ok ||
   bad "act-search failed: $(cat "$tmp/err")"
 "$heed" act-search --data "$tmp/text8.jsonl" --threshold -1e-9 --json --threads 1 >"$tmp/t.out" 2>&1
-cmp -s "$tmp/a.out" "$tmp/t.out" && ok || bad "text items on 1 thread and their ids differ: $(diff "$tmp/a.out" "$tmp/t.out")"
+cmp -s "$tmp/a.out" "$tmp/t.out" && ok ||
+  bad "text items on 1 thread and their ids differ: $(diff "$tmp/a.out" "$tmp/t.out")"
 grep -q '^ACT head search: 8 items, layers 2-2 (8 heads), beta 0.4, threshold -1e-09$' "$tmp/a.out" && ok ||
   bad "header (default layers 2..L-2 = 2 on the 4-layer model): $(head -1 "$tmp/a.out")"
 
@@ -44,7 +45,8 @@ assert j["selected"]["intervene"] == ["act:%d.%d:0.4" % (x["layer"], x["head"]) 
 flags = [l for l in lines if l.startswith("flags:")]
 assert flags == (["flags: " + " ".join("--intervene " + s for s in j["selected"]["intervene"])] if sel else []), flags
 rows = [l.split() for l in lines if l[:4].strip().isdigit()]
-assert [(int(r[1]), int(r[2]), r[8]) for r in rows] == [(x["layer"], x["head"], "yes" if x["selected"] else "no") for x in h]
+want = [(x["layer"], x["head"], "yes" if x["selected"] else "no") for x in h]
+assert [(int(r[1]), int(r[2]), r[8]) for r in rows] == want
 for r, x in zip(rows, h):
     assert abs(float(r[3]) - x["accuracy"]) < 1e-4 and abs(float(r[6]) - x["margin"]) < 1e-4
 EOF
@@ -93,7 +95,8 @@ sys.exit(0 if ok else 1)
 EOF
 }
 reproduce baseline >"$tmp/r" 2>&1 && ok || bad "baseline not reproduced: $(cat "$tmp/r")"
-top=$(python3 -c 'import json,sys; h=json.loads(open(sys.argv[1]).read().splitlines()[-1])["heads"][0]; print("%d.%d" % (h["layer"], h["head"]))' "$tmp/a.out")
+top=$(tail -1 "$tmp/a.out" | python3 -c 'import json, sys; h = json.load(sys.stdin)["heads"][0]
+print("%d.%d" % (h["layer"], h["head"]))')
 reproduce "$top" --intervene "act:$top:0.4" >"$tmp/r" 2>&1 && ok || bad "head $top not reproduced: $(cat "$tmp/r")"
 read -r -a flags < <(sed -n 's/^flags: //p' "$tmp/a.out")
 reproduce selected "${flags[@]}" >"$tmp/r" 2>&1 && ok || bad "selected set not reproduced: $(cat "$tmp/r")"
@@ -121,7 +124,8 @@ refuse() { # refuse RC ARGS...: act-search ARGS exits with RC and a message matc
   shift
   "$heed" act-search "$@" >/dev/null 2>"$tmp/err"
   rc=$?
-  [ "$rc" = "$want" ] && grep -q -- "$(cat "$tmp/want")" "$tmp/err" && ok || bad "act-search $*: rc $rc, stderr: $(cat "$tmp/err")"
+  [ "$rc" = "$want" ] && grep -q -- "$(cat "$tmp/want")" "$tmp/err" && ok ||
+    bad "act-search $*: rc $rc, stderr: $(cat "$tmp/err")"
 }
 expect "give --data"; refuse 2
 expect "--beta: expected a number in \[0, 1\]"; refuse 2 --data "$ids" --beta 1.5

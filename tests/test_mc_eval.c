@@ -27,7 +27,8 @@ static void parse_fails(heed_ctx *ctx, const char *text, const heed_tokenizer *t
 
 static void test_parse(heed_ctx *ctx)
 {
-    const char *good = "{\"prompt_ids\": [5, 6, 7], \"choice_ids\": [[8], [9, 10], [11]], \"label\": 1, \"id\": \"x\"}\n"
+    const char *good = "{\"prompt_ids\": [5, 6, 7], \"choice_ids\": [[8], [9, 10], [11]], \"label\": 1, "
+                       "\"id\": \"x\"}\n"
                        "\r\n   \n"
                        "{\"label\": 0, \"choice_ids\": [[3], [4]], \"prompt_ids\": [2]}";
     heed_mc_set *set = NULL;
@@ -48,22 +49,30 @@ static void test_parse(heed_ctx *ctx)
                 "t.jsonl:2: bad JSON");
     parse_fails(ctx, "{\"prompt_ids\": [1], \"choice_ids\": [[2], [3]], \"label\": 0} x", NULL, "t.jsonl:1: bad JSON");
     parse_fails(ctx, "[1, 2]", NULL, "t.jsonl:1: expected a JSON object");
-    parse_fails(ctx, "{\"choice_ids\": [[2], [3]], \"label\": 0}", NULL, "exactly one of \"prompt\" and \"prompt_ids\"");
-    parse_fails(ctx, "{\"prompt\": \"a\", \"prompt_ids\": [1], \"choice_ids\": [[2], [3]], \"label\": 0}", NULL, "got both");
+    parse_fails(ctx, "{\"choice_ids\": [[2], [3]], \"label\": 0}", NULL,
+                "exactly one of \"prompt\" and \"prompt_ids\"");
+    parse_fails(ctx, "{\"prompt\": \"a\", \"prompt_ids\": [1], \"choice_ids\": [[2], [3]], \"label\": 0}", NULL,
+                "got both");
     parse_fails(ctx, "{\"prompt_ids\": [1], \"label\": 0}", NULL, "exactly one of \"choices\" and \"choice_ids\"");
     parse_fails(ctx, "{\"prompt_ids\": [1], \"choice_ids\": [[2], [3]]}", NULL, "t.jsonl:1: no \"label\"");
-    parse_fails(ctx, "{\"prompt_ids\": [1], \"choice_ids\": [[2], [3]], \"label\": 2}", NULL, "expected a choice index 0..1");
+    parse_fails(ctx, "{\"prompt_ids\": [1], \"choice_ids\": [[2], [3]], \"label\": 2}", NULL,
+                "expected a choice index 0..1");
     parse_fails(ctx, "{\"prompt_ids\": [1], \"choice_ids\": [[2], [3]], \"label\": -1}", NULL, "\"label\"");
     parse_fails(ctx, "{\"prompt_ids\": [1], \"choice_ids\": [[2], [3]], \"label\": 0.5}", NULL, "\"label\"");
     parse_fails(ctx, "{\"prompt_ids\": [1], \"choice_ids\": [[2], [3]], \"label\": \"0\"}", NULL, "\"label\"");
-    parse_fails(ctx, "{\"prompt_ids\": [1], \"choice_ids\": [[2]], \"label\": 0}", NULL, "1 choice, expected at least 2");
-    parse_fails(ctx, "{\"prompt_ids\": [1], \"choice_ids\": [[2], []], \"label\": 0}", NULL, "\"choice_ids\"[1] is empty");
-    parse_fails(ctx, "{\"prompt_ids\": [], \"choice_ids\": [[2], [3]], \"label\": 0}", NULL, "the prompt has no tokens");
+    parse_fails(ctx, "{\"prompt_ids\": [1], \"choice_ids\": [[2]], \"label\": 0}", NULL,
+                "1 choice, expected at least 2");
+    parse_fails(ctx, "{\"prompt_ids\": [1], \"choice_ids\": [[2], []], \"label\": 0}", NULL,
+                "\"choice_ids\"[1] is empty");
+    parse_fails(ctx, "{\"prompt_ids\": [], \"choice_ids\": [[2], [3]], \"label\": 0}", NULL,
+                "the prompt has no tokens");
     parse_fails(ctx, "{\"prompt_ids\": [1, -2], \"choice_ids\": [[2], [3]], \"label\": 0}", NULL, "\"prompt_ids\"[1]");
     parse_fails(ctx, "{\"prompt_ids\": [1], \"choice_ids\": [[2], [3.5]], \"label\": 0}", NULL, "\"choice_ids\"[1][0]");
     parse_fails(ctx, "{\"prompt_ids\": [1], \"choice_ids\": [[2], [4294967296]], \"label\": 0}", NULL, "token id");
-    parse_fails(ctx, "{\"prompt_ids\": [1], \"choice_ids\": [2, 3], \"label\": 0}", NULL, "\"choice_ids\"[0]: expected an array");
-    parse_fails(ctx, "{\"prompt_ids\": [1], \"choice_ids\": 3, \"label\": 0}", NULL, "\"choice_ids\": expected an array");
+    parse_fails(ctx, "{\"prompt_ids\": [1], \"choice_ids\": [2, 3], \"label\": 0}", NULL,
+                "\"choice_ids\"[0]: expected an array");
+    parse_fails(ctx, "{\"prompt_ids\": [1], \"choice_ids\": 3, \"label\": 0}", NULL,
+                "\"choice_ids\": expected an array");
     parse_fails(ctx, "{\"prompt\": \"And God\", \"choices\": [\" a\", \" b\"], \"label\": 0}", NULL, "no tokenizer");
 
     /* text items through the default model's tokenizer: the prompt gets BOS, the choices no special token */
@@ -90,7 +99,8 @@ static void test_parse(heed_ctx *ctx)
     free(ids);
     heed_mc_free(set);
     parse_fails(ctx, "{\"prompt\": \"x\", \"choices\": [\" a\", \"\"], \"label\": 0}", tok, "\"choices\"[1] is empty");
-    parse_fails(ctx, "{\"prompt\": 3, \"choices\": [\" a\", \" b\"], \"label\": 0}", tok, "\"prompt\": expected a string");
+    parse_fails(ctx, "{\"prompt\": 3, \"choices\": [\" a\", \" b\"], \"label\": 0}", tok,
+                "\"prompt\": expected a string");
     heed_tokenizer_free(tok);
 }
 
@@ -122,7 +132,8 @@ static void test_score(heed_ctx *ctx)
     heed_model *m = NULL;
     CHECK_OK(ctx, heed_model_load(ctx, &m, dir));
     if (!m) return;
-    const char *text = "{\"prompt_ids\": [1, 17, 200, 35, 4, 99], \"choice_ids\": [[12], [40, 41, 42], [7, 7]], \"label\": 2}\n"
+    const char *text = "{\"prompt_ids\": [1, 17, 200, 35, 4, 99], \"choice_ids\": [[12], [40, 41, 42], [7, 7]], "
+                       "\"label\": 2}\n"
                        "{\"prompt_ids\": [3], \"choice_ids\": [[250, 8], [9]], \"label\": 0}\n"
                        "{\"prompt_ids\": [1, 2, 3, 4], \"choice_ids\": [[5], [6], [319]], \"label\": 1}\n";
     heed_mc_set *set = NULL;
@@ -181,10 +192,12 @@ static void test_score(heed_ctx *ctx)
     int64_t lens[2] = {2, 5};
     heed_mc_item far = {prompt, 60, two, lens, 2, 0, 7};
     heed_status st = heed_mc_score(ctx, m, lp, &far);
-    CHECK(st == HEED_ERR_INVALID && strstr(heed_ctx_error(ctx), "line 7, choice 1: heed_model_forward: positions up to 65"),
+    CHECK(st == HEED_ERR_INVALID &&
+              strstr(heed_ctx_error(ctx), "line 7, choice 1: heed_model_forward: positions up to 65"),
           "past the positions: %s: %s", heed_status_name(st), heed_ctx_error(ctx));
     lens[1] = 0;
-    CHECK(heed_mc_score(ctx, m, lp, &far) == HEED_ERR_INVALID && strstr(heed_ctx_error(ctx), "line 7: choice 1 has no tokens"),
+    CHECK(heed_mc_score(ctx, m, lp, &far) == HEED_ERR_INVALID &&
+              strstr(heed_ctx_error(ctx), "line 7: choice 1 has no tokens"),
           "empty choice: %s", heed_ctx_error(ctx));
     heed_model_free(m);
 }

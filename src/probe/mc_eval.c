@@ -99,7 +99,8 @@ static heed_status parse_item(const mc_where *w, heed_mc_item *it, const cJSON *
                          "before it)", name, line);
     const cJSON *arr = ct ? ct : ci;
     const char *key = ct ? "choices" : "choice_ids";
-    if (!cJSON_IsArray(arr)) return heed_fail(ctx, HEED_ERR_FORMAT, "%s:%lld: \"%s\": expected an array", name, line, key);
+    if (!cJSON_IsArray(arr))
+        return heed_fail(ctx, HEED_ERR_FORMAT, "%s:%lld: \"%s\": expected an array", name, line, key);
     int64_t n = cJSON_GetArraySize(arr);
     if (n < 2)
         return heed_fail(ctx, HEED_ERR_FORMAT, "%s:%lld: \"%s\": %lld choice%s, expected at least 2", name, line, key,
@@ -115,10 +116,12 @@ static heed_status parse_item(const mc_where *w, heed_mc_item *it, const cJSON *
         s = ct ? encode(w, &it->choice[c], &it->n_choice[c], x, tok, 0, what, "choice_ids")
                : parse_ids(w, &it->choice[c], &it->n_choice[c], x, what);
         if (s != HEED_OK) return s;
-        if (it->n_choice[c] < 1) return heed_fail(ctx, HEED_ERR_FORMAT, "%s:%lld: %s is empty (no tokens)", name, line, what);
+        if (it->n_choice[c] < 1)
+            return heed_fail(ctx, HEED_ERR_FORMAT, "%s:%lld: %s is empty (no tokens)", name, line, what);
     }
     const cJSON *lab = cJSON_GetObjectItemCaseSensitive(o, "label");
-    if (!lab) return heed_fail(ctx, HEED_ERR_FORMAT, "%s:%lld: no \"label\" (the index of the correct choice)", name, line);
+    if (!lab)
+        return heed_fail(ctx, HEED_ERR_FORMAT, "%s:%lld: no \"label\" (the index of the correct choice)", name, line);
     double v = cJSON_IsNumber(lab) ? lab->valuedouble : NAN;
     if (!(v == floor(v)) || v < 0.0 || v >= (double)n)
         return heed_fail(ctx, HEED_ERR_FORMAT, "%s:%lld: \"label\": expected a choice index 0..%lld", name, line,
@@ -171,7 +174,8 @@ heed_status heed_mc_parse(heed_ctx *ctx, heed_mc_set **out, const char *text, si
         }
         cJSON_Delete(o);
     }
-    if (s == HEED_OK && set->n_items == 0) s = heed_fail(ctx, HEED_ERR_FORMAT, "%s: no items (one JSON object per line)", name);
+    if (s == HEED_OK && set->n_items == 0)
+        s = heed_fail(ctx, HEED_ERR_FORMAT, "%s: no items (one JSON object per line)", name);
     if (s != HEED_OK) {
         heed_mc_free(set);
         return s;
@@ -206,8 +210,8 @@ heed_status heed_mc_score(heed_ctx *ctx, heed_model *m, double *lp, const heed_m
     }
     for (int64_t t = 0; t < it->n_prompt; t++)
         if (it->prompt[t] < 0 || it->prompt[t] >= V)
-            return heed_fail(ctx, HEED_ERR_INVALID, "line %lld: prompt id %d is outside the model's vocabulary [0, %lld)",
-                             (long long)it->line, it->prompt[t], (long long)V);
+            return heed_fail(ctx, HEED_ERR_INVALID, "line %lld: prompt id %d is outside the model's vocabulary "
+                             "[0, %lld)", (long long)it->line, it->prompt[t], (long long)V);
     int64_t cap = it->n_prompt + longest;
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)cap);
     float *logits = malloc(sizeof(float) * (size_t)(cap * V));
