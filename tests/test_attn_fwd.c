@@ -304,6 +304,40 @@ static void decode_shapes(env *e)
         }
 }
 
+/* One query position (Tq = 1), the tiles of at most 4 rows that the kernel's decode path streams (GQA
+ * 1, 2, 3, 4; 8 takes the general path): every K/V dtype, D = 64, 128 and odd (the general path), Tk
+ * below, at and off the key block and the dot microkernel's key groups, padded rows, masks with one span
+ * and with two (window + sink keys), and the score terms the path keeps (softcap, sink logit, sigmoid). */
+static void decode_paths(env *e)
+{
+    static const int64_t G[] = {1, 2, 3, 4, 8}, D[] = {64, 128, 67}, Tk[] = {5, 32, 613, 1301};
+    float sink[32];
+    for (int i = 0; i < 32; i++) sink[i] = 0.25f * (float)(i % 7) - 0.5f;
+    int n = 0;
+    for (int gi = 0; gi < 5; gi++)
+        for (int di = 0; di < 3; di++)
+            for (int kv = 0; kv < 3; kv++, n++) {
+                const int64_t tk = Tk[n % 4];
+                shape s = {1, 2 * G[gi], 2, 1, tk, D[di], D[di], (heed_dtype)kv, 0, n % 5 == 1 ? 3 : 0, 1.0f, 1e-9, 0};
+                heed_attn_desc d;
+                heed_attn_desc_init(&d);
+                d.mask.kind = n % 3 == 2 ? HEED_MASK_WINDOW : n % 7 == 3 ? HEED_MASK_NONE : HEED_MASK_CAUSAL;
+                d.mask.left = tk / 3;
+                d.mask.right = 0;
+                d.mask.n_sink = n % 2 ? 4 : 0;
+                d.q_offset = tk - 1 + (n % 4 == 3 ? 10 : 0);
+                d.k_offset = n % 4 == 3 ? 10 : 0;
+                if (n % 4 == 1) d.softcap = 5.0f;
+                if (n % 6 == 4) d.sink_logit = sink;
+                if (n % 11 == 5 && !d.sink_logit) d.norm = HEED_NORM_SIGMOID;
+                char what[96];
+                snprintf(what, sizeof what, "decode path G=%lld D=%lld %s Tk=%lld mask %d%s%s%s", (long long)G[gi],
+                         (long long)D[di], heed_dtype_name((heed_dtype)kv), (long long)tk, (int)d.mask.kind,
+                         d.softcap > 0 ? " softcap" : "", d.sink_logit ? " sink" : "", d.norm ? " sigmoid" : "");
+                compare(e, &s, &d, what);
+            }
+}
+
 static void edge_cases(env *e)
 {
     heed_attn_desc d;
@@ -404,6 +438,7 @@ int main(void)
     edge_cases(&e);
     decode_cases(&e);
     decode_shapes(&e);
+    decode_paths(&e);
     for (int i = 0; i < 320; i++) random_case(&e, i);
     heed_ctx_free(e.ctx[0]);
     heed_ctx_free(e.ctx[1]);
