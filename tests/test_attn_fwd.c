@@ -304,10 +304,9 @@ static void decode_shapes(env *e)
         }
 }
 
-/* One query position (Tq = 1), the tiles of at most 4 rows that the kernel's decode path streams (GQA
- * 1, 2, 3, 4; 8 takes the general path): every K/V dtype, D = 64, 128 and odd (the general path), Tk
- * below, at and off the key block and the dot microkernel's key groups, padded rows, masks with one span
- * and with two (window + sink keys), and the score terms the path keeps (softcap, sink logit, sigmoid). */
+/* One query position (Tq = 1) as decode runs it: GQA 1, 2, 3, 4 (K/V read in place) and 8 (converted
+ * blocks), every K/V dtype, D = 64, 128 and odd, Tk below, at and off the key block, padded rows, masks
+ * with one visible span and with two (window + sink keys), k_offset, and softcap, sink logit, sigmoid. */
 static void decode_paths(env *e)
 {
     static const int64_t G[] = {1, 2, 3, 4, 8}, D[] = {64, 128, 67}, Tk[] = {5, 32, 613, 1301};

@@ -13,9 +13,6 @@
 #define FWD_ROWS 64
 /* A tile keeps every row's spans (for masking its partial blocks) when they fit in this many. */
 #define FWD_SPAN_CACHE 32768
-/* The decode path prefetches K and V rows this many keys ahead of the block it works on (32 KB per
- * stream at D = 128 f16): the hardware prefetcher alone leaves each core well short of its read bandwidth. */
-#define FWD_PF 128
 
 /* One call, planned by fwd.c. A task is (b, kv head, query tile, key split). */
 typedef struct fwd_plan {
@@ -159,28 +156,6 @@ FWD_INLINE void FWD_NAME(dot_tile)(float *s, int64_t lds, const float *q, int64_
         FWD_UNROLL for (int c = 0; c < nk; c++) s[r * lds + c] = vhsum(acc[r][c]);
 }
 
-/* The decode microkernel: s[r * lds + c] = q_r . k_c for mr rows (stride ldq) and 8 / mr keys of dtype
- * kt, over n floats (a multiple of VW). Its 8 accumulators (fewer for mr = 3) cover the FMA latency even
- * for one row, and are reduced together (vhsum8) instead of one horizontal sum per dot product. */
-FWD_INLINE void FWD_NAME(dot_run)(float *s, int64_t lds, const float *q, int64_t ldq, const void *const *k,
-                                  int64_t n, const int mr, const int kt)
-{
-    const int nk = 8 / mr;
-    vf acc[8];
-    FWD_UNROLL8 for (int i = 0; i < 8; i++) acc[i] = vzero();
-    for (int64_t x = 0; x < n; x += VW) {
-        FWD_UNROLL8 for (int c = 0; c < nk; c++) {
-            const vf kv = FWD_NAME(ld)(k[c], x, kt);
-            FWD_UNROLL for (int r = 0; r < mr; r++)
-                acc[r * nk + c] = vfma(vload(q + r * ldq + x), kv, acc[r * nk + c]);
-        }
-    }
-    float t[8];
-    vhsum8(t, acc);
-    FWD_UNROLL for (int r = 0; r < mr; r++)
-        FWD_UNROLL8 for (int c = 0; c < nk; c++) s[r * lds + c] = t[r * nk + c];
-}
-
 /* o[r][x0 .. x0 + nv VW) = alpha[r] o[r][..] + sum_j p[r][j] v_j[..] for mr rows and n keys. */
 FWD_INLINE void FWD_NAME(pv_tile)(float *o, int64_t ldo, const float *alpha, const float *p, int64_t ldp,
                                   const void *const *v, int64_t n, int64_t x0, const int mr, const int nv,
@@ -231,17 +206,6 @@ static void FWD_NAME(pv)(float *o, int64_t ldo, const float *alpha, const float 
         break;
     switch (kt * 128 + mr * 16 + nv) { FWD_CASES8(FWD_PV, 0) FWD_CASES8(FWD_PV, 1) FWD_CASES8(FWD_PV, 2) }
 #undef FWD_PV
-}
-
-static void FWD_NAME(dots)(float *s, int64_t lds, const float *q, int64_t ldq, const void *const *k, int64_t n,
-                           int mr, int kt)
-{
-#define FWD_DOTS(T, Z, A) /* Z: unused (FWD_CASE4 varies its third argument) */                          \
-    case T * 8 + A:                                                                                        \
-        if (A <= FWD_MR) FWD_NAME(dot_run)(s, lds, q, ldq, k, n, A, T);                                    \
-        break;
-    switch (kt * 8 + mr) { FWD_CASE4(FWD_DOTS, 0, 0) FWD_CASE4(FWD_DOTS, 1, 0) FWD_CASE4(FWD_DOTS, 2, 0) }
-#undef FWD_DOTS
 }
 
 /* Turns one row's dot products s[0..n) for the block's keys ix[0..n) into probabilities (in place)
@@ -320,69 +284,6 @@ static void FWD_NAME(row_block)(float *s, int64_t n, const fwd_plan *p, const fw
     *m = mnew;
 }
 
-/* The output update of a block for the tile's R rows: o = alpha o + p V over the block's n keys sc->vp
- * (dtype vt), in column strips as wide as FWD_ACC accumulators allow. */
-static void FWD_NAME(block_pv)(fwd_scratch *sc, int64_t R, int64_t n, int64_t Dvq, int64_t Dvp, int vt)
-{
-    for (int64_t r = 0; r < R; r += FWD_MR) {
-        const int mr = R - r < FWD_MR ? (int)(R - r) : FWD_MR;
-        const int nv_max = FWD_ACC / mr < 8 ? FWD_ACC / mr : 8; /* fewer rows: wider column strips */
-        for (int64_t x = 0; x < Dvq; x += nv_max * VW) {
-            const int nv = (Dvq - x) / VW < nv_max ? (int)((Dvq - x) / VW) : nv_max;
-            FWD_NAME(pv)(sc->o + r * Dvp, Dvp, sc->alpha + r, sc->s + r * FWD_KB, FWD_KB, sc->vp, n, x, mr, nv, vt);
-        }
-    }
-}
-
-/* Whether a tile takes the decode path: at most FWD_MR rows (one query position of a GQA group) that see
- * the same keys, K and V read in place, and no score term that differs per key and row
- * (bias, ALiBi), which row_block would need a key list for. */
-static int FWD_NAME(decode_ok)(const fwd_scratch *sc, const fwd_plan *p, int64_t R, int k_direct, int v_direct)
-{
-    if (R > FWD_MR || !k_direct || !v_direct || p->d->bias || p->d->alibi_slopes || !sc->rows[0].sp) return 0;
-    for (int64_t r = 1; r < R; r++)
-        if (sc->rows[r].ns != sc->rows[0].ns ||
-            memcmp(sc->rows[r].sp, sc->rows[0].sp, (size_t)sc->rows[0].ns * sizeof(heed_span)) != 0)
-            return 0;
-    return 1;
-}
-
-/* The decode path: walks the rows' common spans in blocks of FWD_KB consecutive keys read in place, with
- * no key list and no masking inside a block, and the 8-accumulator score microkernel (dot_run). */
-static void FWD_NAME(decode)(fwd_scratch *sc, const fwd_plan *p, int64_t R, const char *kbase, const char *vbase,
-                             int kt, int vt)
-{
-    const heed_attn_desc *d = p->d;
-    const int64_t ko = d->k_offset, Dp = fwd_round_up(p->a.D, 16), Dvp = fwd_round_up(p->a.Dv, 16);
-    const int64_t Dq = fwd_round_up(p->a.D, VW), Dvq = fwd_round_up(p->a.Dv, VW);
-    const int mr = (int)R, nk = 8 / mr; /* dot_run's rows and keys */
-    const int64_t kbytes = p->a.D * (int64_t)heed_dtype_size(d->k.dtype);
-    const int64_t vbytes = p->a.Dv * (int64_t)heed_dtype_size(d->v.dtype);
-    const fwd_row *rw = &sc->rows[0];
-    for (int64_t si = 0; si < rw->ns; si++) {
-        const int64_t hi = rw->sp[si].hi - ko;
-        for (int64_t j0 = rw->sp[si].lo - ko; j0 < hi; j0 += FWD_KB) {
-            const int64_t n = hi - j0 < FWD_KB ? hi - j0 : FWD_KB;
-            /* dot_run takes keys nk at a time: the last group repeats the block's last key */
-            for (int64_t j = 0; j < fwd_round_up(n, nk); j++)
-                sc->kp[j] = kbase + (j0 + (j < n ? j : n - 1)) * d->k.nb[2];
-            for (int64_t j = 0; j < n; j++) sc->vp[j] = vbase + (j0 + j) * d->v.nb[2];
-            /* the rows FWD_PF keys ahead, within the span */
-            for (int64_t j = j0 + FWD_PF; j < j0 + FWD_PF + n && j < hi; j++) {
-                const char *kr = kbase + j * d->k.nb[2], *vr = vbase + j * d->v.nb[2];
-                for (int64_t x = 0; x < kbytes; x += 64) __builtin_prefetch(kr + x);
-                for (int64_t x = 0; x < vbytes; x += 64) __builtin_prefetch(vr + x);
-            }
-            for (int64_t c = 0; c < n; c += nk) FWD_NAME(dots)(sc->s + c, FWD_KB, sc->q, Dp, sc->kp + c, Dq, mr, kt);
-            /* full block, no bias or ALiBi: row_block reads neither the key list nor the positions */
-            for (int64_t r = 0; r < R; r++)
-                FWD_NAME(row_block)(sc->s + r * FWD_KB, n, p, &sc->rows[r], NULL, 1, 1, NULL, NULL, &sc->m[r],
-                                    &sc->l[r], &sc->alpha[r]);
-            FWD_NAME(block_pv)(sc, R, n, Dvq, Dvp, vt);
-        }
-    }
-}
-
 void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
 {
     const fwd_plan *p = arg;
@@ -453,20 +354,8 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
         if (sp[0].lo - ko < kmin) kmin = sp[0].lo - ko;
         if (sp[ns - 1].hi - ko > kmax) kmax = sp[ns - 1].hi - ko;
     }
-    /* K and V rows are read in place when the microkernels can: f32 rows of whole vectors, and f16/bf16
-     * rows when each key meets at most FWD_MR query rows (decode), so converting as they load costs no
-     * more than converting into a packed copy. Otherwise a block's rows are converted to f32 once. */
-    const int kt_src = d->k.dtype == HEED_F16 ? 1 : d->k.dtype == HEED_BF16 ? 2 : 0;
-    const int vt_src = d->v.dtype == HEED_F16 ? 1 : d->v.dtype == HEED_BF16 ? 2 : 0;
-    const int k_direct = D % VW == 0 && (kt_src == 0 || R <= FWD_MR);
-    const int v_direct = Dv % VW == 0 && (vt_src == 0 || R <= FWD_MR);
-    const int kt = k_direct ? kt_src : 0, vt = v_direct ? vt_src : 0;
-    const char *kbase = heed_row(&d->k, b, kvh, 0), *vbase = heed_row(&d->v, b, kvh, 0);
-
     int64_t nvis = 0;
-    if (FWD_NAME(decode_ok)(&sc, p, R, k_direct, v_direct)) {
-        FWD_NAME(decode)(&sc, p, R, kbase, vbase, kt, vt);
-    } else if (kmin < kmax) {
+    if (kmin < kmax) {
         int32_t *cnt = sc.cnt; /* cnt[j - kmin] for keys j in [kmin, kmax] */
         memset(cnt, 0, (size_t)(kmax - kmin + 1) * sizeof(int32_t));
         for (int64_t r = 0; r < R; r++) {
@@ -489,6 +378,15 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
         }
     }
 
+    /* K and V rows are read in place when the microkernels can: f32 rows of whole vectors, and f16/bf16
+     * rows when each key meets at most FWD_MR query rows (decode), so converting as they load costs no
+     * more than converting into a packed copy. Otherwise a block's rows are converted to f32 once. */
+    const int kt_src = d->k.dtype == HEED_F16 ? 1 : d->k.dtype == HEED_BF16 ? 2 : 0;
+    const int vt_src = d->v.dtype == HEED_F16 ? 1 : d->v.dtype == HEED_BF16 ? 2 : 0;
+    const int k_direct = D % VW == 0 && (kt_src == 0 || R <= FWD_MR);
+    const int v_direct = Dv % VW == 0 && (vt_src == 0 || R <= FWD_MR);
+    const int kt = k_direct ? kt_src : 0, vt = v_direct ? vt_src : 0;
+    const char *kbase = heed_row(&d->k, b, kvh, 0), *vbase = heed_row(&d->v, b, kvh, 0);
     for (int64_t k0 = 0; k0 < nvis; k0 += FWD_KB) {
         const int64_t n = nvis - k0 < FWD_KB ? nvis - k0 : FWD_KB;
         const int32_t *ix = sc.idx + k0;
@@ -520,7 +418,14 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
         for (int64_t r = 0; r < R; r++)
             FWD_NAME(row_block)(sc.s + r * FWD_KB, n, p, &sc.rows[r], ix, contiguous, full, sc.kpos, sc.spans,
                                 &sc.m[r], &sc.l[r], &sc.alpha[r]);
-        FWD_NAME(block_pv)(&sc, R, n, Dvq, Dvp, vt);
+        for (int64_t r = 0; r < R; r += FWD_MR) {
+            const int mr = R - r < FWD_MR ? (int)(R - r) : FWD_MR;
+            const int nv_max = FWD_ACC / mr < 8 ? FWD_ACC / mr : 8; /* fewer rows: wider column strips */
+            for (int64_t x = 0; x < Dvq; x += nv_max * VW) {
+                const int nv = (Dvq - x) / VW < nv_max ? (int)((Dvq - x) / VW) : nv_max;
+                FWD_NAME(pv)(sc.o + r * Dvp, Dvp, sc.alpha + r, sc.s + r * FWD_KB, FWD_KB, sc.vp, n, x, mr, nv, vt);
+            }
+        }
     }
 
     /* normalise and write out; a split writes its partial (no sink: the merge adds it once) */

@@ -12,20 +12,6 @@
 #error "define HEED_SIMD_LEVEL (0, 1 or 2) before including core/simd.h"
 #endif
 
-#if HEED_SIMD_LEVEL >= 1
-#include <immintrin.h>
-/* dst[0..8) = the lane sums of x[0..8), by a transposing hadd tree (9 instructions for 8 sums). */
-static inline void heed_hsum8_ps256(float *dst, const __m256 *x)
-{
-    const __m256 h01 = _mm256_hadd_ps(x[0], x[1]), h23 = _mm256_hadd_ps(x[2], x[3]);
-    const __m256 h45 = _mm256_hadd_ps(x[4], x[5]), h67 = _mm256_hadd_ps(x[6], x[7]);
-    /* h03 = [sums of the low halves of x0..x3 | of their high halves], h47 the same for x4..x7 */
-    const __m256 h03 = _mm256_hadd_ps(h01, h23), h47 = _mm256_hadd_ps(h45, h67);
-    const __m256 lo = _mm256_permute2f128_ps(h03, h47, 0x20), hi = _mm256_permute2f128_ps(h03, h47, 0x31);
-    _mm256_storeu_ps(dst, _mm256_add_ps(lo, hi));
-}
-#endif
-
 #if HEED_SIMD_LEVEL == 0
 
 typedef float vf;
@@ -48,11 +34,6 @@ static inline vf vload_f16(const uint16_t *p) { return heed_f16_to_f32(*p); }
 static inline vf vload_bf16(const uint16_t *p) { return heed_bf16_to_f32_inline(*p); }
 /* exp(x), and exactly 0 for x = -inf (masked scores). */
 static inline vf vexp(vf x) { return expf(x); }
-/* dst[i] = vhsum(a[i]) for i < 8, summed together (one transposing reduction where vectors are wide). */
-static inline void vhsum8(float *dst, const vf *a)
-{
-    for (int i = 0; i < 8; i++) dst[i] = a[i];
-}
 
 #elif HEED_SIMD_LEVEL == 1
 
@@ -85,7 +66,6 @@ static inline float vhmax(vf a)
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
-static inline void vhsum8(float *dst, const vf *a) { heed_hsum8_ps256(dst, a); }
 static inline vf vload_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 static inline vf vload_bf16(const uint16_t *p)
 {
@@ -132,12 +112,6 @@ static inline vf vmin(vf a, vf b) { return _mm512_min_ps(a, b); }
 static inline vf vabs(vf a) { return _mm512_abs_ps(a); }
 static inline float vhsum(vf a) { return _mm512_reduce_add_ps(a); }
 static inline float vhmax(vf a) { return _mm512_reduce_max_ps(a); }
-static inline void vhsum8(float *dst, const vf *a)
-{
-    __m256 h[8];
-    for (int i = 0; i < 8; i++) h[i] = _mm256_add_ps(_mm512_castps512_ps256(a[i]), _mm512_extractf32x8_ps(a[i], 1));
-    heed_hsum8_ps256(dst, h);
-}
 static inline vf vload_f16(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
 static inline vf vload_bf16(const uint16_t *p)
 {
