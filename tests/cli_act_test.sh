@@ -139,7 +139,7 @@ bad_line() { # bad_line TEXT JSON: a file whose line 2 is JSON is refused with T
   expect "$tmp/bad.jsonl:2: $1"
   refuse 1 --data "$tmp/bad.jsonl"
 }
-bad_line "bad JSON" '{"prompt_ids": [1, 2], "choice_ids": [[3], [4]], "label": 0'
+bad_line "not valid JSON" '{"prompt_ids": [1, 2], "choice_ids": [[3], [4]], "label": 0'
 bad_line "no \"label\"" '{"prompt_ids": [1, 2], "choice_ids": [[3], [4]]}'
 bad_line "\"label\": expected a choice index 0..1" '{"prompt_ids": [1, 2], "choice_ids": [[3], [4]], "label": 2}'
 bad_line "\"choices\": 1 choice, expected at least 2" '{"prompt": "And God", "choices": [" said"], "label": 0}'

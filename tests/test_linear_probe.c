@@ -278,7 +278,7 @@ static void test_parse(heed_ctx *ctx)
     parse_fails(ctx, "{\"ids\": [1, -1], \"label\": 1}", "\"ids\"[1] is not an integer id");
     parse_fails(ctx, "{\"ids\": [1, 2.5], \"label\": 1}", "\"ids\"[1]");
     parse_fails(ctx, "[1, 2]", "expected a JSON object");
-    parse_fails(ctx, "{\"text\": \"a\", \"label\": 1} {}", "text after the JSON object");
+    parse_fails(ctx, "{\"text\": \"a\", \"label\": 1} {}", "set.jsonl:1: not valid JSON near column 27");
     parse_fails(ctx, "{\"text\": \"a\", \"label\": 1}\n{\"text\": \"b\", \"label\": 1}", "at least 2 classes");
     parse_fails(ctx, "\n  \n", "no examples");
     parse_fails(ctx, "", "no examples");

@@ -46,8 +46,8 @@ static void test_parse(heed_ctx *ctx)
     parse_fails(ctx, "", NULL, "t.jsonl: no items");
     parse_fails(ctx, "\n  \n", NULL, "t.jsonl: no items");
     parse_fails(ctx, "{\"prompt_ids\": [1], \"choice_ids\": [[2], [3]], \"label\": 0}\n{\"prompt_ids\": [1", NULL,
-                "t.jsonl:2: bad JSON");
-    parse_fails(ctx, "{\"prompt_ids\": [1], \"choice_ids\": [[2], [3]], \"label\": 0} x", NULL, "t.jsonl:1: bad JSON");
+                "t.jsonl:2: not valid JSON");
+    parse_fails(ctx, "{\"prompt_ids\": [1], \"choice_ids\": [[2], [3]], \"label\": 0} x", NULL, "t.jsonl:1: not valid JSON near column 59");
     parse_fails(ctx, "[1, 2]", NULL, "t.jsonl:1: expected a JSON object");
     parse_fails(ctx, "{\"choice_ids\": [[2], [3]], \"label\": 0}", NULL,
                 "exactly one of \"prompt\" and \"prompt_ids\"");

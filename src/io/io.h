@@ -18,6 +18,16 @@ heed_status heed_open_regular(heed_ctx *ctx, int *fd, size_t *size, const char *
 heed_status heed_write_atomic(heed_ctx *ctx, const char *path, const void *const *bufs, const size_t *lens,
                               int64_t n_bufs);
 
+/* JSON Lines: calls fn(arg, value, line) for each non-blank line of text [len] (lines are separated by
+ * "\n" and counted from 1), parsed by cJSON as exactly one JSON value with only white space around it;
+ * value is freed after the call. A line that is not one JSON value is HEED_ERR_FORMAT "NAME:LINE: not
+ * valid JSON near column C"; fn's first error status stops the walk and is returned. *n_values (may be
+ * NULL) out: the values passed to fn that returned HEED_OK. */
+struct cJSON;
+typedef heed_status (*heed_jsonl_fn)(void *arg, const struct cJSON *value, int64_t line);
+heed_status heed_jsonl_each(heed_ctx *ctx, int64_t *n_values, const char *text, size_t len, const char *name,
+                            heed_jsonl_fn fn, void *arg);
+
 /* dir + "/" + name in a new heap string (free with free()), or NULL when out of memory. */
 char *heed_path_join(const char *dir, const char *name);
 

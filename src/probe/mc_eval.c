@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void heed_mc_free(heed_mc_set *set)
 {
@@ -131,6 +132,26 @@ static heed_status parse_item(const mc_where *w, heed_mc_item *it, const cJSON *
     return HEED_OK;
 }
 
+/* What the JSON Lines walk fills: the set, its capacity, and where messages point. */
+typedef struct mc_parse {
+    mc_where w;
+    heed_mc_set *set;
+    size_t cap;
+    const heed_tokenizer *tok;
+} mc_parse;
+
+static heed_status add_item(void *arg, const cJSON *o, int64_t line)
+{
+    mc_parse *mp = arg;
+    heed_mc_set *set = mp->set;
+    mp->w.line = line;
+    heed_mc_item *items = heed_grow(set->items, &mp->cap, (size_t)set->n_items, sizeof *items, 16);
+    if (!items) return heed_fail(mp->w.ctx, HEED_ERR_NOMEM, "%s: out of memory", mp->w.name);
+    set->items = items;
+    memset(&items[set->n_items], 0, sizeof *items);
+    return parse_item(&mp->w, &items[set->n_items++], o, mp->tok);
+}
+
 heed_status heed_mc_parse(heed_ctx *ctx, heed_mc_set **out, const char *text, size_t len, const char *name,
                           const heed_tokenizer *tok)
 {
@@ -140,40 +161,8 @@ heed_status heed_mc_parse(heed_ctx *ctx, heed_mc_set **out, const char *text, si
     if (!name) name = "(text)";
     heed_mc_set *set = calloc(1, sizeof *set);
     if (!set) return heed_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", name);
-    size_t cap = 0;
-    heed_status s = HEED_OK;
-    mc_where w = {ctx, name, 0};
-    for (size_t at = 0; at < len && s == HEED_OK;) {
-        const char *line = text + at, *nl = memchr(line, '\n', len - at);
-        size_t n = nl ? (size_t)(nl - line) : len - at;
-        at += n + 1;
-        w.line++;
-        size_t k = 0;
-        while (k < n && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r')) k++;
-        if (k == n) continue; /* a blank line */
-        const char *end = NULL;
-        cJSON *o = cJSON_ParseWithLengthOpts(line, n, &end, 0);
-        if (o && end) /* only white space may follow the value */
-            for (const char *e = end; e < line + n && o; e++)
-                if (*e != ' ' && *e != '\t' && *e != '\r') {
-                    cJSON_Delete(o);
-                    o = NULL;
-                }
-        if (!o) {
-            long long col = end && end >= line && end <= line + n ? (long long)(end - line) + 1 : 1;
-            s = heed_fail(ctx, HEED_ERR_FORMAT, "%s:%lld: bad JSON near column %lld (one JSON object per line)", name,
-                          (long long)w.line, col);
-            break;
-        }
-        heed_mc_item *items = heed_grow(set->items, &cap, (size_t)set->n_items, sizeof *items, 16);
-        if (!items) s = heed_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", name);
-        else {
-            set->items = items;
-            memset(&items[set->n_items], 0, sizeof *items);
-            s = parse_item(&w, &items[set->n_items++], o, tok);
-        }
-        cJSON_Delete(o);
-    }
+    mc_parse mp = {{ctx, name, 0}, set, 0, tok};
+    heed_status s = heed_jsonl_each(ctx, NULL, text, len, name, add_item, &mp);
     if (s == HEED_OK && set->n_items == 0)
         s = heed_fail(ctx, HEED_ERR_FORMAT, "%s: no items (one JSON object per line)", name);
     if (s != HEED_OK) {

@@ -92,6 +92,29 @@ static int cmp_i32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* What the JSON Lines walk fills: the set, its capacity, and where messages point. */
+typedef struct probe_parse {
+    heed_ctx *ctx;
+    heed_probe_data *d;
+    size_t cap;
+    const char *name;
+} probe_parse;
+
+static heed_status add_example(void *arg, const cJSON *obj, int64_t line)
+{
+    probe_parse *pp = arg;
+    heed_probe_data *d = pp->d;
+    heed_probe_example *grown = heed_grow(d->ex, &pp->cap, (size_t)d->n, sizeof *d->ex, 64);
+    if (!grown) return heed_fail(pp->ctx, HEED_ERR_NOMEM, "%s:%lld: out of memory", pp->name, (long long)line);
+    d->ex = grown;
+    heed_probe_example *ex = &d->ex[d->n++];
+    *ex = (heed_probe_example){.line = line};
+    char why[128];
+    if (!parse_object(ex, why, sizeof why, obj))
+        return heed_fail(pp->ctx, HEED_ERR_FORMAT, "%s:%lld: %s", pp->name, (long long)line, why);
+    return HEED_OK;
+}
+
 heed_status heed_probe_data_parse(heed_ctx *ctx, heed_probe_data **out, const char *buf, size_t len,
                                   const char *name)
 {
@@ -99,47 +122,12 @@ heed_status heed_probe_data_parse(heed_ctx *ctx, heed_probe_data **out, const ch
     *out = NULL;
     if (!name) name = "probe data";
     heed_probe_data *d = calloc(1, sizeof *d);
-    size_t cap = 0;
     if (!d) return heed_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", name);
-    int64_t line = 0;
-    for (size_t at = 0; at < len;) {
-        const char *start = buf + at, *nl = memchr(start, '\n', len - at);
-        const size_t n = nl ? (size_t)(nl - start) : len - at;
-        at += n + (nl != NULL);
-        line++;
-        size_t lead = 0;
-        while (lead < n && start[lead] && strchr(" \t\r\f\v", start[lead])) lead++;
-        if (lead == n) continue; /* a blank line */
-        const char *end = NULL;
-        cJSON *obj = cJSON_ParseWithLengthOpts(start, n, &end, 0);
-        if (!obj) {
-            heed_probe_data_free(d);
-            return heed_fail(ctx, HEED_ERR_FORMAT, "%s:%lld: not valid JSON (near byte %lld of the line)", name,
-                             (long long)line, (long long)((end ? end : start) - start));
-        }
-        while (end < start + n && *end && strchr(" \t\r\f\v", *end)) end++;
-        if (end < start + n) {
-            cJSON_Delete(obj);
-            heed_probe_data_free(d);
-            return heed_fail(ctx, HEED_ERR_FORMAT, "%s:%lld: text after the JSON object (one object per line)", name,
-                             (long long)line);
-        }
-        heed_probe_example *grown = heed_grow(d->ex, &cap, (size_t)d->n, sizeof *d->ex, 64);
-        char why[128];
-        if (!grown) {
-            cJSON_Delete(obj);
-            heed_probe_data_free(d);
-            return heed_fail(ctx, HEED_ERR_NOMEM, "%s:%lld: out of memory", name, (long long)line);
-        }
-        d->ex = grown;
-        heed_probe_example *ex = &d->ex[d->n++];
-        *ex = (heed_probe_example){.line = line};
-        const int ok = parse_object(ex, why, sizeof why, obj);
-        cJSON_Delete(obj);
-        if (!ok) {
-            heed_probe_data_free(d);
-            return heed_fail(ctx, HEED_ERR_FORMAT, "%s:%lld: %s", name, (long long)line, why);
-        }
+    probe_parse pp = {ctx, d, 0, name};
+    const heed_status s = heed_jsonl_each(ctx, NULL, buf, len, name, add_example, &pp);
+    if (s != HEED_OK) {
+        heed_probe_data_free(d);
+        return s;
     }
     if (d->n == 0) {
         heed_probe_data_free(d);
