@@ -36,6 +36,15 @@ g0=$(gen)
 [ "$g0" != "$(gen --intervene bos:0.0 --intervene bos:0.1 --intervene bos:1.0 --intervene bos:1.1)" ] && ok ||
   bad "run with four heads on BOS generated the same $g0"
 
+# scale:L.H:x multiplies the head's output: x = 1 is the identity, x = 0 is ablate, two factors multiply
+got=$(ppl --intervene scale:1.1:1)
+[ "$got" = "$base" ] && ok || bad "ppl scale:1.1:1: $got, expected exactly $base"
+[ "$(ppl --intervene scale:1.1:0)" = "$(ppl --intervene ablate:1.1)" ] && ok || bad "scale:1.1:0 differs from ablate:1.1"
+got=$(ppl --intervene scale:1.1:0.5 --intervene scale:1.1:0.5)
+[ "$got" = "$(ppl --intervene scale:1.1:0.25)" ] && [ "$(close "$got" "$base" 1e-3)" = 0 ] && ok ||
+  bad "scale:1.1:0.5 twice: $got, expected scale:1.1:0.25 and a change from $base"
+[ "$(ppl --intervene scale:0.2:-1.5)" != "$base" ] && ok || bad "scale:0.2:-1.5 left the perplexity as it was"
+
 "$heed" logits -m "$m" --ids "$ids" -o "$tmp/base.st" && ok || bad "logits without intervention failed"
 "$heed" logits -m "$m" --ids "$ids" -o "$tmp/bos.st" --intervene bos:1.0 && ok || bad "logits --intervene failed"
 cmp -s "$tmp/base.st" "$tmp/bos.st" && bad "logits --intervene bos:1.0 wrote the same file" || ok
@@ -61,6 +70,10 @@ refuse 2 mean:0.1:0.5 "takes no amount"
 refuse 1 bos:2.0 "no such layer or head"
 refuse 1 inhibit:0.4 "no such layer or head"
 refuse 1 ablate:0.7 "2 layers of 4 heads"
+refuse 1 scale:2.0:0.5 "2 layers of 4 heads"
+refuse 2 scale:0.1 "expected scale:L.H:x"
+refuse 2 scale:0.1:inf "expected scale:L.H:x"
+refuse 2 ablate:0.1:0.5 "takes no amount"
 refuse 1 var:0.1:0-4 "span must start at >= 1"
 refuse 1 steer:0.1:5-5 "0 <= a < b"
 "$heed" ppl -m "$m" --ids 1,2,3 --intervene bos:0.1 --intervene act:0.1 >/dev/null 2>"$tmp/err"

@@ -173,7 +173,7 @@ int cli_add_intervention(cli_interventions *x, const char *spec, const char *cmd
     static const struct { const char *name; int kind, span; } KINDS[] = {
         {"bos", HEED_EDIT_BOS, 0},     {"act", HEED_EDIT_ACT, 0},         {"var", HEED_EDIT_VAR, 1},
         {"steer", HEED_EDIT_STEER, 1}, {"inhibit", HEED_EDIT_INHIBIT, 0}, {"mean", HEED_EDIT_MEAN, 0},
-        {"ablate", -1, 0}};
+        {"ablate", -1, 0},             {"scale", -2, 0}};
     if (!spec) {
         fprintf(stderr, "heed %s: --intervene: no SPEC after it\n", cmd);
         return 0;
@@ -184,23 +184,27 @@ int cli_add_intervention(cli_interventions *x, const char *spec, const char *cmd
         if ((size_t)(colon - spec) == strlen(KINDS[i].name) && !strncmp(spec, KINDS[i].name, (size_t)(colon - spec))) k = i;
     int64_t L = 0, H = 0, a = 0, b = 0;
     double amount = NAN;
-    if (k < 0) why = "expected bos, act, var, steer, inhibit, mean or ablate, then ':'";
+    if (k < 0) why = "expected bos, act, var, steer, inhibit, mean, ablate or scale, then ':'";
     else if (!spec_int(&L, &s, ".") || *s++ != '.' || !spec_int(&H, &s, ":")) why = "expected L.H (layer.head) after the kind";
     else if (KINDS[k].span && (*s++ != ':' || !spec_int(&a, &s, "-") || *s++ != '-' || !spec_int(&b, &s, ":")))
         why = "expected a key span a-b after L.H";
-    else if (*s == ':' && (KINDS[k].kind == HEED_EDIT_BOS || KINDS[k].kind == HEED_EDIT_MEAN || KINDS[k].kind < 0))
+    else if (*s == ':' && (KINDS[k].kind == HEED_EDIT_BOS || KINDS[k].kind == HEED_EDIT_MEAN || KINDS[k].kind == -1))
         why = "takes no amount";
-    else if (*s == ':' && (!cli_parse_num(&amount, s + 1) || !(amount >= 0.0 && amount <= 1.0)))
+    else if (KINDS[k].kind == -2 && (*s != ':' || !cli_parse_num(&amount, s + 1) || !isfinite(amount) ||
+                                     fabs(amount) > 1e30))
+        why = "expected scale:L.H:x with x a finite number";
+    else if (*s == ':' && KINDS[k].kind >= 0 && (!cli_parse_num(&amount, s + 1) || !(amount >= 0.0 && amount <= 1.0)))
         why = "the amount must be a number in [0, 1]";
     else if (*s && *s != ':') why = "unexpected text after the head";
-    else if ((KINDS[k].kind < 0 ? x->n_ablate : x->n_iv) >= CLI_MAX_INTERVENE) why = "too many --intervene";
+    else if ((KINDS[k].kind < 0 ? x->n_scale : x->n_iv) >= CLI_MAX_INTERVENE) why = "too many --intervene";
     if (why) {
         fprintf(stderr, "heed %s: --intervene %s: %s\n", cmd, spec, why);
         return 0;
     }
     if (KINDS[k].kind < 0) {
-        x->ablate[x->n_ablate][0] = L, x->ablate[x->n_ablate][1] = H;
-        x->ablate_spec[x->n_ablate++] = spec;
+        x->scaled[x->n_scale][0] = L, x->scaled[x->n_scale][1] = H;
+        x->scale_by[x->n_scale] = KINDS[k].kind == -1 ? 0.0f : (float)amount;
+        x->scale_spec[x->n_scale++] = spec;
         return 1;
     }
     heed_intervention *iv = &x->iv[x->n_iv];
@@ -220,7 +224,7 @@ int cli_apply_interventions(const cli_interventions *x, heed_ctx *ctx, heed_mode
             fprintf(stderr, "heed %s: --intervene %s: %s\n", cmd, x->iv_spec[k - 1], heed_ctx_error(ctx));
             return 0;
         }
-    if (!x->n_ablate) return 1;
+    if (!x->n_scale) return 1;
     float *scale = malloc(sizeof(float) * (size_t)(c->n_layers * c->n_heads));
     if (!scale) {
         fprintf(stderr, "heed %s: out of memory\n", cmd);
@@ -228,13 +232,13 @@ int cli_apply_interventions(const cli_interventions *x, heed_ctx *ctx, heed_mode
     }
     for (int64_t i = 0; i < c->n_layers * c->n_heads; i++) scale[i] = 1.0f;
     int ok = 1;
-    for (int k = 0; k < x->n_ablate && ok; k++) {
-        int64_t L = x->ablate[k][0], h = x->ablate[k][1];
+    for (int k = 0; k < x->n_scale && ok; k++) {
+        int64_t L = x->scaled[k][0], h = x->scaled[k][1];
         if (L >= c->n_layers || h >= c->n_heads) {
-            fprintf(stderr, "heed %s: --intervene %s: this model has %lld layers of %lld heads\n", cmd, x->ablate_spec[k],
+            fprintf(stderr, "heed %s: --intervene %s: this model has %lld layers of %lld heads\n", cmd, x->scale_spec[k],
                     (long long)c->n_layers, (long long)c->n_heads);
             ok = 0;
-        } else scale[L * c->n_heads + h] = 0.0f;
+        } else scale[L * c->n_heads + h] *= x->scale_by[k];
     }
     if (ok && heed_model_set_head_scale(ctx, m, scale) != HEED_OK) {
         fprintf(stderr, "heed %s: --intervene: %s\n", cmd, heed_ctx_error(ctx));

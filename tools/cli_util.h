@@ -50,14 +50,17 @@ int cli_load_model(heed_model **m, heed_ctx *ctx, const char *dir, double rope_b
 
 /* The --intervene SPECs of a model command (at most CLI_MAX_INTERVENE), in the order given:
  *   bos:L.H  act:L.H[:beta]  var:L.H:a-b[:frac]  steer:L.H:a-b[:alpha]  inhibit:L.H[:tau]  mean:L.H  ablate:L.H
- * (heed_intervention; ablate zeroes the head's output through heed_model_set_head_scale). */
+ *   scale:L.H:x
+ * (heed_intervention; ablate and scale multiply the head's output by 0 or x through heed_model_set_head_scale;
+ * a head given twice gets the product). */
 #define CLI_MAX_INTERVENE 64
 typedef struct cli_interventions {
     heed_intervention iv[CLI_MAX_INTERVENE];
     const char *iv_spec[CLI_MAX_INTERVENE];   /* the SPEC of each edit, for messages */
-    int64_t ablate[CLI_MAX_INTERVENE][2];     /* (layer, head) */
-    const char *ablate_spec[CLI_MAX_INTERVENE];
-    int n_iv, n_ablate;
+    int64_t scaled[CLI_MAX_INTERVENE][2];     /* (layer, head) of each ablate / scale */
+    float scale_by[CLI_MAX_INTERVENE];        /* its factor: 0 for ablate */
+    const char *scale_spec[CLI_MAX_INTERVENE];
+    int n_iv, n_scale;
 } cli_interventions;
 /* The usage lines of --intervene, for the commands' help. */
 #define CLI_INTERVENE_HELP                                                                                       \
@@ -67,7 +70,8 @@ typedef struct cli_interventions {
     "    var:L.H:a-b[:frac] move frac (0.5) of the first token's attention to keys [a, b);\n"                  \
     "    steer:L.H:a-b[:alpha] (1 - alpha) p + alpha p restricted to [a, b), renormalised (alpha 0.5);\n"       \
     "    inhibit:L.H[:tau] zero probabilities below tau (0.01) times the row's largest, renormalise;\n"          \
-    "    mean:L.H the head's output at position i replaced by its mean over positions 0..i.\n"
+    "    mean:L.H the head's output at position i replaced by its mean over positions 0..i;\n"                \
+    "    scale:L.H:x the head's output times x (any finite number).\n"
 /* Adds spec (the value of --intervene, NULL when missing; kept, not copied) to *x. Returns 1 when well formed, 0 after printing
  * "heed CMD: --intervene SPEC: why". */
 int cli_add_intervention(cli_interventions *x, const char *spec, const char *cmd);
