@@ -136,6 +136,7 @@ heed_status heed_attn_forward(heed_ctx *ctx, heed_tensor *o, float *lse, const h
         p.n_tiles = (a->Tq + p.tq - 1) / p.tq;
         p.max_rows = a->Tq < p.tq ? a->Tq : p.tq;
     }
+    p.kb = a->G * p.max_rows <= FWD_DECODE_ROWS ? FWD_KB_DECODE : FWD_KB;
     if (st == HEED_OK) st = plan_splits(ctx, &p, &split_buf);
     if (st == HEED_OK) st = heed_scratch_reserve(ctx, fwd_carve(NULL, NULL, &p));
     const int64_t n_rows = a->B * a->Hq * a->Tq;

@@ -9,6 +9,11 @@
 /* Keys per block: a block's K and V rows as f32 (16 KB each at D = 128) stay in L1/L2 while every
  * query row of the tile uses them. */
 #define FWD_KB 32
+/* Keys per block when every tile has at most FWD_DECODE_ROWS rows (decode; the FWD_MR of every
+ * instruction set, so K and V are read in place): runs of 64 KB of K, then of V (D = 128, f16) stream
+ * faster than the two alternating every 8 KB. */
+#define FWD_KB_DECODE 256
+#define FWD_DECODE_ROWS 4
 /* Query rows (all heads of a GQA group together) aimed for per tile. */
 #define FWD_ROWS 64
 /* A tile keeps every row's spans (for masking its partial blocks) when they fit in this many. */
@@ -28,6 +33,7 @@ typedef struct fwd_plan {
     const int32_t *perm;        /* [Tq] query rows in tile order (neighborhood patches), or NULL */
     const int64_t *tile_start;  /* [n_tiles + 1] into perm, when perm != NULL */
     int64_t max_rows;           /* most query rows in one tile */
+    int64_t kb;                 /* keys per block: FWD_KB, or FWD_KB_DECODE */
     int64_t span_cap;           /* heed_mask_max_spans for this call */
 } fwd_plan;
 
@@ -74,20 +80,21 @@ static inline size_t fwd_carve(fwd_scratch *sc, char *base, const fwd_plan *p)
     } while (0)
     FWD_TAKE(q, float, R * Dp);
     FWD_TAKE(o, float, R * Dvp);
-    FWD_TAKE(s, float, R * FWD_KB);
+    const int64_t KB = p->kb;
+    FWD_TAKE(s, float, R * KB);
     FWD_TAKE(m, float, R);
     FWD_TAKE(l, float, R);
     FWD_TAKE(alpha, float, R);
-    FWD_TAKE(k, float, FWD_KB * Dp);
-    FWD_TAKE(v, float, FWD_KB * Dvp);
-    FWD_TAKE(kpos, float, FWD_KB);
-    FWD_TAKE(kp, const void *, FWD_KB);
-    FWD_TAKE(vp, const void *, FWD_KB);
+    FWD_TAKE(k, float, KB * Dp);
+    FWD_TAKE(v, float, KB * Dvp);
+    FWD_TAKE(kpos, float, KB);
+    FWD_TAKE(kp, const void *, KB);
+    FWD_TAKE(vp, const void *, KB);
     FWD_TAKE(rows, fwd_row, R);
     FWD_TAKE(spans, heed_span, fwd_keeps_spans(p) ? R * p->span_cap : p->span_cap);
     FWD_TAKE(cnt, int32_t, Tk + 1);
     FWD_TAKE(idx, int32_t, Tk + 1);
-    FWD_TAKE(full, uint8_t, Tk / FWD_KB + 1);
+    FWD_TAKE(full, uint8_t, Tk / KB + 1);
 #undef FWD_TAKE
     return off;
 }
@@ -299,7 +306,7 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
     it /= p->n_tiles;
     const int64_t kvh = it % a->Hkv, b = it / a->Hkv;
     const int64_t klo = p->split_at ? p->split_at[split] : 0, khi = p->split_at ? p->split_at[split + 1] : a->Tk;
-    const int64_t ko = d->k_offset, G = a->G;
+    const int64_t ko = d->k_offset, G = a->G, KB = p->kb;
     const int64_t D = a->D, Dv = a->Dv, Dp = fwd_round_up(D, 16), Dvp = fwd_round_up(Dv, 16);
     const int64_t Dq = fwd_round_up(D, VW), Dvq = fwd_round_up(Dv, VW); /* lengths the microkernels run */
 
@@ -372,8 +379,8 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
         for (int64_t j = kmin; j < kmax; j++) {
             c += cnt[j - kmin];
             if (c == 0) continue;
-            if (nvis % FWD_KB == 0) sc.full[nvis / FWD_KB] = 1;
-            if (c != R) sc.full[nvis / FWD_KB] = 0;
+            if (nvis % KB == 0) sc.full[nvis / KB] = 1;
+            if (c != R) sc.full[nvis / KB] = 0;
             sc.idx[nvis++] = (int32_t)j;
         }
     }
@@ -387,10 +394,10 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
     const int v_direct = Dv % VW == 0 && (vt_src == 0 || R <= FWD_MR);
     const int kt = k_direct ? kt_src : 0, vt = v_direct ? vt_src : 0;
     const char *kbase = heed_row(&d->k, b, kvh, 0), *vbase = heed_row(&d->v, b, kvh, 0);
-    for (int64_t k0 = 0; k0 < nvis; k0 += FWD_KB) {
-        const int64_t n = nvis - k0 < FWD_KB ? nvis - k0 : FWD_KB;
+    for (int64_t k0 = 0; k0 < nvis; k0 += KB) {
+        const int64_t n = nvis - k0 < KB ? nvis - k0 : KB;
         const int32_t *ix = sc.idx + k0;
-        const int full = sc.full[k0 / FWD_KB], contiguous = ix[n - 1] - ix[0] == n - 1;
+        const int full = sc.full[k0 / KB], contiguous = ix[n - 1] - ix[0] == n - 1;
         for (int64_t j = 0; j < n; j++) {
             const void *kr = kbase + ix[j] * d->k.nb[2], *vr = vbase + ix[j] * d->v.nb[2];
             if (k_direct) {
@@ -412,18 +419,18 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
             const int mr = R - r < FWD_MR ? (int)(R - r) : FWD_MR;
             for (int64_t c = 0; c < n; c += FWD_NK) {
                 const int nk = n - c < FWD_NK ? (int)(n - c) : FWD_NK;
-                FWD_NAME(dot)(sc.s + r * FWD_KB + c, FWD_KB, sc.q + r * Dp, Dp, sc.kp + c, Dq, mr, nk, kt);
+                FWD_NAME(dot)(sc.s + r * KB + c, KB, sc.q + r * Dp, Dp, sc.kp + c, Dq, mr, nk, kt);
             }
         }
         for (int64_t r = 0; r < R; r++)
-            FWD_NAME(row_block)(sc.s + r * FWD_KB, n, p, &sc.rows[r], ix, contiguous, full, sc.kpos, sc.spans,
+            FWD_NAME(row_block)(sc.s + r * KB, n, p, &sc.rows[r], ix, contiguous, full, sc.kpos, sc.spans,
                                 &sc.m[r], &sc.l[r], &sc.alpha[r]);
         for (int64_t r = 0; r < R; r += FWD_MR) {
             const int mr = R - r < FWD_MR ? (int)(R - r) : FWD_MR;
             const int nv_max = FWD_ACC / mr < 8 ? FWD_ACC / mr : 8; /* fewer rows: wider column strips */
             for (int64_t x = 0; x < Dvq; x += nv_max * VW) {
                 const int nv = (Dvq - x) / VW < nv_max ? (int)((Dvq - x) / VW) : nv_max;
-                FWD_NAME(pv)(sc.o + r * Dvp, Dvp, sc.alpha + r, sc.s + r * FWD_KB, FWD_KB, sc.vp, n, x, mr, nv, vt);
+                FWD_NAME(pv)(sc.o + r * Dvp, Dvp, sc.alpha + r, sc.s + r * KB, KB, sc.vp, n, x, mr, nv, vt);
             }
         }
     }
