@@ -2,6 +2,7 @@
  * llama3-old checkpoint of tests/data/models: identity edits leave the logits as they were, each edit's
  * head output equals a reference computed here from the probe's captured probabilities and the cached
  * value vectors, a KV-cache decode step equals the full-sequence forward, and bad descriptors fail. */
+#include "goldens.h"
 #include "harness.h"
 #include "heed.h"
 
@@ -14,9 +15,8 @@
 
 static heed_model *load(heed_ctx *ctx)
 {
-    const char *data = getenv("HEED_TEST_DATA");
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s/models/llama3-old", data ? data : "tests/data");
+    snprintf(dir, sizeof dir, "%s/models/llama3-old", data_dir());
     heed_model *m = NULL;
     CHECK_OK(ctx, heed_model_load(ctx, &m, dir));
     return m;

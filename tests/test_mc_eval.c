@@ -2,6 +2,7 @@
  * refusals, heed_mc_score against log-softmax sums of a plain heed_model_forward over prompt + choice (with and
  * without ACT, after a stale KV cache) and its errors naming the item, argmax and counts on hand-built scores,
  * and the ranking and selection rule of ACT's head search. */
+#include "goldens.h"
 #include "harness.h"
 #include "heed.h"
 
@@ -9,12 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char *data_dir(void)
-{
-    const char *d = getenv("HEED_TEST_DATA");
-    return d ? d : "tests/data";
-}
 
 /* Parses text (tok may be NULL) and checks it fails with HEED_ERR_FORMAT and a message containing want. */
 static void parse_fails(heed_ctx *ctx, const char *text, const heed_tokenizer *tok, const char *want)

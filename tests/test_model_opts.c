@@ -3,6 +3,7 @@
  * attention probabilities, whose inputs it does not touch: row p's log-odds against key 0 must be the
  * unscaled ones times max(1, log(p + 1) / log(n0)). RoPE base overrides are checked against config copies
  * in tests/cli_model_test.sh; here only their argument checks and the emptied cache. */
+#include "goldens.h"
 #include "harness.h"
 #include "heed.h"
 
@@ -29,9 +30,8 @@ int main(void)
     heed_ctx *ctx = NULL;
     CHECK_OK(NULL, heed_ctx_create(&ctx, 2));
     if (!ctx) return t_done("test_model_opts");
-    const char *d = getenv("HEED_TEST_DATA");
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s/models/qwen2", d ? d : "tests/data");
+    snprintf(dir, sizeof dir, "%s/models/qwen2", data_dir());
     heed_model *m = NULL;
     CHECK_OK(ctx, heed_model_load(ctx, &m, dir));
     if (!m) {

@@ -3,6 +3,7 @@
  * reads the given vector (as the probe sees it) and the others keep theirs, patching the outputs of a
  * scaled run reproduces that run's logits (zeros: the ablation), a decode step reads its positions'
  * slots, and bad arguments fail. */
+#include "goldens.h"
 #include "harness.h"
 #include "heed.h"
 
@@ -25,9 +26,8 @@ static void forward(heed_ctx *ctx, heed_model *m, float *logits, float *out, con
 
 int main(void)
 {
-    const char *data = getenv("HEED_TEST_DATA");
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s/models/llama3-old", data ? data : "tests/data");
+    snprintf(dir, sizeof dir, "%s/models/llama3-old", data_dir());
     heed_ctx *ctx = NULL;
     heed_model *m = NULL;
     CHECK_OK(ctx, heed_ctx_create(&ctx, 2));

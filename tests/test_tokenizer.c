@@ -2,8 +2,9 @@
  * (tests/data/tok/<kind>/golden.json, written by tools/make_tokenizer_goldens.py): ids with and without
  * special tokens and decodings must be identical, for every kind; then errors (ids out of vocabulary,
  * malformed and truncated files, unsupported steps, invalid UTF-8) and the encoding speed. */
-#include "heed.h"
+#include "goldens.h"
 #include "harness.h"
+#include "heed.h"
 
 #include <cJSON.h>
 #include <string.h>
@@ -328,8 +329,7 @@ static void test_large(heed_ctx *ctx)
 
 int main(void)
 {
-    const char *data = getenv("HEED_TEST_DATA");
-    if (!data) data = "tests/data";
+    const char *data = data_dir();
     heed_ctx *ctx = NULL;
     CHECK_OK(ctx, heed_ctx_create(&ctx, 1));
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) test_kind(ctx, data, kinds[i]);
