@@ -123,10 +123,7 @@ int cmd_act_search(int argc, char **argv)
                 layers_arg);
         return 2;
     }
-    if (threads_arg && !cli_parse_threads(&threads, threads_arg)) {
-        fprintf(stderr, "heed act-search: --threads: expected a whole number 1..4096\n");
-        return 2;
-    }
+    if (!cli_threads_option(&threads, threads_arg, "act-search")) return 2;
     if (!cli_check_model_kv(&model, NULL, "act-search")) return 2;
     heed_ctx *ctx = NULL;
     heed_model *m = NULL;
@@ -134,10 +131,7 @@ int cmd_act_search(int argc, char **argv)
     heed_mc_set *set = NULL;
     heed_act_head *heads = NULL;
     int rc = 1;
-    if (heed_ctx_create(&ctx, threads) != HEED_OK) {
-        fprintf(stderr, "heed act-search: cannot create a context\n");
-        goto done;
-    }
+    if (!cli_create_ctx(&ctx, threads, "act-search")) goto done;
     if (!cli_load_model(&m, ctx, model, NAN, NAN, "act-search")) goto done;
     if (!heed_model_has_lm_head(m)) {
         fprintf(stderr, "heed act-search: %s has no LM head: choices are scored by their log-probability\n", model);

@@ -302,10 +302,7 @@ int bench_model(int argc, char **argv)
     o.prompt = o.quick ? 64 : 256;
     o.n_decode = o.quick ? 8 : 16;
     heed_ctx *ctx;
-    if (heed_ctx_create(&ctx, o.n_threads) != HEED_OK) {
-        fprintf(stderr, "heed bench model: cannot create a context\n");
-        return 1;
-    }
+    if (!cli_create_ctx(&ctx, o.n_threads, "bench model")) return 1;
     const int nt = heed_ctx_n_threads(ctx);
     peaks p = {0.0, 0.0};
     if (!measure_peaks(&p, nt, o.quick)) {

@@ -156,6 +156,20 @@ int cli_parse_threads(int *n, const char *s)
     return 1;
 }
 
+int cli_threads_option(int *n, const char *arg, const char *cmd)
+{
+    if (!arg || cli_parse_threads(n, arg)) return 1;
+    fprintf(stderr, "heed %s: --threads: expected a whole number 1..4096, got '%s'\n", cmd, arg);
+    return 0;
+}
+
+int cli_create_ctx(heed_ctx **ctx, int n_threads, const char *cmd)
+{
+    if (heed_ctx_create(ctx, n_threads) == HEED_OK) return 1;
+    fprintf(stderr, "heed %s: cannot create a context (%d threads)\n", cmd, n_threads);
+    return 0;
+}
+
 /* A whole number at *s up to a character of stop (or the end); advances *s past it. */
 static int spec_int(int64_t *v, const char **s, const char *stop)
 {

@@ -15,6 +15,11 @@ int cli_parse_ids(int32_t **ids, int64_t *n, const char *s);
 int cli_parse_num(double *v, const char *s);
 /* Parses a thread count: a whole number from 1 to 4096. Returns 1 when valid (*n set), else 0. */
 int cli_parse_threads(int *n, const char *s);
+/* The value of a command's --threads option (arg NULL: not given, *n left as it is). Returns 1 when valid,
+ * 0 after printing "heed CMD: --threads: ...". */
+int cli_threads_option(int *n, const char *arg, const char *cmd);
+/* Creates *ctx with n_threads threads (0: one per CPU). Returns 1, or 0 after printing "heed CMD: ...". */
+int cli_create_ctx(heed_ctx **ctx, int n_threads, const char *cmd);
 
 /* Loads MODEL/tokenizer.json into *tok when the file exists (else *tok = NULL). Returns 1 on success,
  * 0 after printing "heed CMD: ..." when it exists but does not load, or when required and absent. */

@@ -74,10 +74,7 @@ int cmd_embed(int argc, char **argv)
     float *hidden = NULL, *e = NULL;
     int64_t T = 0;
     int rc = 1;
-    if (heed_ctx_create(&ctx, (int)threads) != HEED_OK) {
-        fprintf(stderr, "heed embed: cannot create a context\n");
-        goto done;
-    }
+    if (!cli_create_ctx(&ctx, (int)threads, "embed")) goto done;
     if (heed_model_load(ctx, &m, model) != HEED_OK) {
         fprintf(stderr, "heed embed: %s\n", heed_ctx_error(ctx));
         goto done;

@@ -278,10 +278,7 @@ int cmd_heads(int argc, char **argv)
     head_row *rows = NULL;
     observed ob = {0};
     int rc = 1;
-    if (heed_ctx_create(&ctx, threads) != HEED_OK) {
-        fprintf(stderr, "heed heads: cannot create a context\n");
-        goto done;
-    }
+    if (!cli_create_ctx(&ctx, threads, "heads")) goto done;
     if (!cli_load_model(&m, ctx, model, NAN, NAN, "heads")) goto done;
     const heed_config *c = heed_model_config(m);
     const heed_gen_config *gen = heed_model_gen_config(m);

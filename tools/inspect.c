@@ -161,10 +161,7 @@ int cmd_inspect(int argc, char **argv)
     float *sc[N_SCORES] = {0}, *entropy = NULL, *col = NULL, *alpha = NULL, **attn = NULL;
     int64_t *pos = NULL, T = 0, NL = 0, n_full = 0;
     int rc = 1;
-    if (heed_ctx_create(&ctx, threads) != HEED_OK) {
-        fprintf(stderr, "heed inspect: cannot create a context\n");
-        goto done;
-    }
+    if (!cli_create_ctx(&ctx, threads, "inspect")) goto done;
     if (!cli_load_model(&m, ctx, model, NAN, NAN, "inspect") ||
         !cli_load_tokenizer(&tok, ctx, model, text != NULL, "inspect") ||
         !cli_input_ids(&ids, &T, ctx, tok, text, ids_arg, "inspect"))

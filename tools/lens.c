@@ -114,10 +114,7 @@ int cmd_lens(int argc, char **argv)
         fprintf(stderr, "heed lens: --pos: expected a position 0, 1, ..., got '%s'\n", pos_arg);
         return 2;
     }
-    if (threads_arg && !cli_parse_threads(&threads, threads_arg)) {
-        fprintf(stderr, "heed lens: --threads: expected a whole number 1..4096\n");
-        return 2;
-    }
+    if (!cli_threads_option(&threads, threads_arg, "lens")) return 2;
     if (!cli_check_model_kv(&model, NULL, "lens")) return 2;
     heed_ctx *ctx = NULL;
     heed_model *m = NULL;
@@ -128,10 +125,7 @@ int cmd_lens(int argc, char **argv)
     double *prob = NULL;
     cJSON *out = NULL;
     int rc = 1;
-    if (heed_ctx_create(&ctx, threads) != HEED_OK) {
-        fprintf(stderr, "heed lens: cannot create a context\n");
-        goto done;
-    }
+    if (!cli_create_ctx(&ctx, threads, "lens")) goto done;
     if (!cli_load_model(&m, ctx, model, NAN, NAN, "lens")) goto done;
     const heed_config *c = heed_model_config(m);
     const int64_t NL = c->n_layers, d = c->hidden, V = c->vocab, K = (int64_t)top_v < V ? (int64_t)top_v : V;

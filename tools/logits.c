@@ -74,10 +74,7 @@ int cmd_logits(int argc, char **argv)
     int rc = 1;
     float *logits = NULL, **attn = NULL, **hidden = NULL;
     heed_st_entry *e = NULL;
-    if (heed_ctx_create(&ctx, threads) != HEED_OK) {
-        fprintf(stderr, "heed logits: cannot create a context\n");
-        goto done;
-    }
+    if (!cli_create_ctx(&ctx, threads, "logits")) goto done;
     if (!cli_load_model(&m, ctx, model, rope_base, log_n0, "logits") || !cli_apply_interventions(&iv, ctx, m, "logits"))
         goto done;
     const heed_config *c = heed_model_config(m);

@@ -302,10 +302,7 @@ int cmd_needle(int argc, char **argv)
     cell *cells = NULL;
     head_score *heads = NULL;
     rc = 1;
-    if (heed_ctx_create(&ctx, threads) != HEED_OK) {
-        fprintf(stderr, "heed needle: cannot create a context\n");
-        goto done;
-    }
+    if (!cli_create_ctx(&ctx, threads, "needle")) goto done;
     if (hay_file && heed_read_file(ctx, &hay_text, &hay_len, hay_file, (size_t)1 << 28) != HEED_OK) {
         fprintf(stderr, "heed needle: --haystack: %s\n", heed_ctx_error(ctx));
         goto done;

@@ -104,10 +104,7 @@ int cmd_patch(int argc, char **argv)
         return 2;
     }
     per = per < 0 ? N_PER : per; /* N_PER: the default, heads then layers */
-    if (threads_arg && !cli_parse_threads(&threads, threads_arg)) {
-        fprintf(stderr, "heed patch: --threads: expected a whole number 1..4096\n");
-        return 2;
-    }
+    if (!cli_threads_option(&threads, threads_arg, "patch")) return 2;
     if (!cli_check_model_kv(&model, NULL, "patch")) return 2;
     heed_ctx *ctx = NULL;
     heed_model *m = NULL;
@@ -119,10 +116,7 @@ int cmd_patch(int argc, char **argv)
     int32_t *at = NULL; /* [n_pos] the patched positions */
     int64_t n_pos = 0;
     int rc = 1;
-    if (heed_ctx_create(&ctx, threads) != HEED_OK) {
-        fprintf(stderr, "heed patch: cannot create a context\n");
-        goto done;
-    }
+    if (!cli_create_ctx(&ctx, threads, "patch")) goto done;
     if (!cli_load_model(&m, ctx, model, NAN, NAN, "patch")) goto done;
     const heed_config *c = heed_model_config(m);
     if (!cli_load_tokenizer(&tok, ctx, model, text[0] || text[1] || tok_arg[0] || tok_arg[1], "patch")) goto done;

@@ -98,10 +98,7 @@ int cmd_ppl(int argc, char **argv)
     int64_t N = 0;
     int rc = 1;
     size_t text_len = 0;
-    if (heed_ctx_create(&ctx, (int)threads) != HEED_OK) {
-        fprintf(stderr, "heed ppl: cannot create a context\n");
-        goto done;
-    }
+    if (!cli_create_ctx(&ctx, (int)threads, "ppl")) goto done;
     if (!cli_load_model(&m, ctx, model, rope_base, log_n0, "ppl") || !cli_apply_interventions(&iv, ctx, m, "ppl"))
         goto done;
     const heed_config *c = heed_model_config(m);

@@ -145,10 +145,7 @@ int cmd_probe(int argc, char **argv)
         fprintf(stderr, "heed probe: --l2: expected a finite number >= 0, got '%s'\n", l2_arg);
         return 2;
     }
-    if (threads_arg && !cli_parse_threads(&threads, threads_arg)) {
-        fprintf(stderr, "heed probe: --threads: expected a whole number 1..4096\n");
-        return 2;
-    }
+    if (!cli_threads_option(&threads, threads_arg, "probe")) return 2;
     if (!cli_check_model_kv(&model, NULL, "probe")) return 2;
     heed_ctx *ctx = NULL;
     heed_model *m = NULL;
@@ -160,10 +157,7 @@ int cmd_probe(int argc, char **argv)
     double *acc = NULL;
     cJSON *out = NULL;
     int rc = 1;
-    if (heed_ctx_create(&ctx, threads) != HEED_OK) {
-        fprintf(stderr, "heed probe: cannot create a context\n");
-        goto done;
-    }
+    if (!cli_create_ctx(&ctx, threads, "probe")) goto done;
     if (heed_probe_data_load(ctx, &data, file) != HEED_OK) {
         fprintf(stderr, "heed probe: %s\n", heed_ctx_error(ctx));
         goto done;

@@ -155,10 +155,7 @@ int cmd_run(int argc, char **argv)
     float *logits = NULL;
     int64_t T = 0;
     int rc = 1;
-    if (heed_ctx_create(&ctx, (int)threads) != HEED_OK) {
-        fprintf(stderr, "heed run: cannot create a context\n");
-        goto done;
-    }
+    if (!cli_create_ctx(&ctx, (int)threads, "run")) goto done;
     if (!cli_load_model(&m, ctx, model, rope_base, log_n0, "run") || !cli_apply_interventions(&iv, ctx, m, "run"))
         goto done;
     const heed_config *c = heed_model_config(m);

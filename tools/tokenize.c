@@ -101,10 +101,7 @@ int cmd_tokenize(int argc, char **argv)
     }
     heed_ctx *ctx = NULL;
     heed_tokenizer *tok = NULL;
-    if (heed_ctx_create(&ctx, 1) != HEED_OK) {
-        fprintf(stderr, "heed %s: cannot create a context\n", cmd);
-        return 1;
-    }
+    if (!cli_create_ctx(&ctx, 1, cmd)) return 1;
     int rc = 1;
     if (heed_tokenizer_load(ctx, &tok, model) != HEED_OK) {
         fprintf(stderr, "heed %s: %s\n", cmd, heed_ctx_error(ctx));

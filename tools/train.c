@@ -493,10 +493,7 @@ int cmd_train(int argc, char **argv)
     float *logits = NULL;
     int32_t *in = NULL, *tg = NULL;
     int rc = 1;
-    if (heed_ctx_create(&ctx, o.n_threads) != HEED_OK) {
-        fprintf(stderr, "heed train: cannot create a context\n");
-        return 1;
-    }
+    if (!cli_create_ctx(&ctx, o.n_threads, "train")) return 1;
     if (!source_open(&src, ctx, &o)) goto done;
     heed_status st;
     if (o.resume) {
