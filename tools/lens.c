@@ -57,12 +57,13 @@ static int64_t lens_row(double *prob, int32_t *top, int64_t K, const float *logi
     for (int64_t v = 0; v < V; v++) mx = fmax(mx, logits[v]);
     for (int64_t v = 0; v < V; v++) sum += (prob[v] = exp((double)logits[v] - mx));
     for (int64_t v = 0; v < V; v++) prob[v] /= sum;
-    for (int64_t k = 0; k < K; k++) { /* K is small: K passes, each taking the best id not taken yet */
+    /* K passes in the order (larger logit, then smaller id): pass k takes the best id after top[k - 1] */
+    for (int64_t k = 0; k < K; k++) {
         int32_t best = -1;
         for (int64_t v = 0; v < V; v++) {
-            int taken = 0;
-            for (int64_t j = 0; j < k && !taken; j++) taken = top[j] == v;
-            if (!taken && (best < 0 || logits[v] > logits[best])) best = (int32_t)v;
+            const int after = k == 0 || logits[v] < logits[top[k - 1]] ||
+                              (logits[v] == logits[top[k - 1]] && v > top[k - 1]);
+            if (after && (best < 0 || logits[v] > logits[best])) best = (int32_t)v;
         }
         top[k] = best;
     }
