@@ -64,6 +64,20 @@ int cli_token_id(int32_t *id, heed_ctx *ctx, const heed_tokenizer *tok, const ch
     return one;
 }
 
+int32_t cli_tokenizer_bos(heed_ctx *ctx, const heed_tokenizer *tok)
+{
+    static const char probe[] = "a";
+    const unsigned flags = HEED_TOK_NO_TRUNCATE | HEED_TOK_NO_PAD;
+    int32_t *a = NULL, *b = NULL, bos = -1;
+    int64_t na = 0, nb = 0;
+    if (heed_tokenize(ctx, &a, &na, tok, probe, sizeof probe - 1, flags | HEED_TOK_SPECIAL) == HEED_OK &&
+        heed_tokenize(ctx, &b, &nb, tok, probe, sizeof probe - 1, flags) == HEED_OK && na == nb + 1 &&
+        !memcmp(a + 1, b, sizeof(int32_t) * (size_t)nb))
+        bos = a[0];
+    free(a), free(b);
+    return bos;
+}
+
 int cli_load_tokenizer(heed_tokenizer **tok, heed_ctx *ctx, const char *model, int required, const char *cmd)
 {
     *tok = NULL;

@@ -37,6 +37,10 @@ int cli_input_ids(int32_t **ids, int64_t *n, heed_ctx *ctx, const heed_tokenizer
 int cli_token_id(int32_t *id, heed_ctx *ctx, const heed_tokenizer *tok, const char *text, const char *id_arg,
                  int64_t vocab, const char *opt, const char *cmd);
 
+/* The BOS tok's post-processor puts in front of a text (encoding with special tokens gives exactly one id
+ * more, in front), or -1 when it adds none, adds more than one, or only appends. */
+int32_t cli_tokenizer_bos(heed_ctx *ctx, const heed_tokenizer *tok);
+
 /* The embedded default model (models/default, trained by heed train; models/default/README.md): the
  * directory named by $HEED_MODEL, else the source tree's models/default, else the installed copy
  * (DATADIR/heed/models/default). NULL after printing why when none exists. */

@@ -102,20 +102,6 @@ static int encode(int32_t **ids, int64_t *n, heed_ctx *ctx, const heed_tokenizer
     return *n > 0;
 }
 
-/* The BOS the tokenizer prepends (encoding with special tokens adds exactly one id in front), or -1. */
-static int32_t tokenizer_bos(heed_ctx *ctx, const heed_tokenizer *tok, const char *text)
-{
-    int32_t *a = NULL, *b = NULL;
-    int64_t na = 0, nb = 0, bos = -1;
-    unsigned flags = HEED_TOK_NO_TRUNCATE | HEED_TOK_NO_PAD;
-    if (heed_tokenize(ctx, &a, &na, tok, text, strlen(text), flags | HEED_TOK_SPECIAL) == HEED_OK &&
-        heed_tokenize(ctx, &b, &nb, tok, text, strlen(text), flags) == HEED_OK && na == nb + 1 &&
-        !memcmp(a + 1, b, sizeof(int32_t) * (size_t)nb))
-        bos = a[0];
-    free(a), free(b);
-    return (int32_t)bos;
-}
-
 /* breaks [n] out: 1 before haystack token i when the token before it (cyclically: the haystack repeats)
  * decodes to text ending a sentence (. ! ? or a newline, closing quotes and spaces allowed after it).
  * Returns the number of breaks, or -1 after printing why. */
@@ -319,7 +305,7 @@ int cmd_needle(int argc, char **argv)
         !encode(&nd, &n_nd, ctx, tok, needle, strlen(needle), "--needle") ||
         (*question && !encode(&qs, &n_qs, ctx, tok, question, strlen(question), "--question")))
         goto done;
-    int32_t bos = tokenizer_bos(ctx, tok, needle);
+    int32_t bos = cli_tokenizer_bos(ctx, tok);
     int64_t n_gen = n_arg ? (int64_t)n_num : n_nd, min_len = (bos >= 0) + n_nd + n_qs + 1;
     int64_t max_len = c->max_pos > 0 ? c->max_pos : 4096;
     if (c->pos == HEED_POS_LEARNED) max_len -= n_gen - 1; /* the generated tokens need positions too */

@@ -296,12 +296,7 @@ static int source_open(source *s, heed_ctx *ctx, const opts *o)
             return 0;
         }
         s->vocab = heed_tokenizer_n_ids(s->tok);
-        /* the tokenizer's BOS, if its post-processor adds one: what `encode("")` gives */
-        int32_t *pre = NULL;
-        int64_t n_pre = 0;
-        st = heed_tokenize(ctx, &pre, &n_pre, s->tok, "", 0, HEED_TOK_SPECIAL | HEED_TOK_NO_TRUNCATE | HEED_TOK_NO_PAD);
-        if (st == HEED_OK && n_pre == 1) s->bos = pre[0];
-        free(pre);
+        s->bos = cli_tokenizer_bos(ctx, s->tok); /* the tokenizer's BOS, if its post-processor adds one */
         s->eos = config_token(ctx, s->tok, o->tokdir, 1);
         s->repeat_frac = o->repeat_frac;
         s->repeat_shuffle = o->repeat_shuffle;
