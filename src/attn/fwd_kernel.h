@@ -56,6 +56,7 @@ typedef struct fwd_scratch {
     float *k, *v;        /* [KB, Dp], [KB, Dvp] the block's K and V rows converted to f32 */
     float *kpos;         /* [KB]      key positions (ALiBi) */
     const void **kp, **vp;  /* [KB]   row of each key of the block: packed f32, or in place */
+    const void **pk;     /* [KB]      K rows of the next block, to prefetch (decode) */
     fwd_row *rows;       /* [R] */
     heed_span *spans;    /* [R, span_cap] every row's spans, or [span_cap] one at a time */
     int32_t *cnt, *idx;  /* [Tk + 1] rows seeing each key (difference array), [Tk] visible keys */
@@ -90,6 +91,7 @@ static inline size_t fwd_carve(fwd_scratch *sc, char *base, const fwd_plan *p)
     FWD_TAKE(kpos, float, KB);
     FWD_TAKE(kp, const void *, KB);
     FWD_TAKE(vp, const void *, KB);
+    FWD_TAKE(pk, const void *, KB);
     FWD_TAKE(rows, fwd_row, R);
     FWD_TAKE(spans, heed_span, fwd_keeps_spans(p) ? R * p->span_cap : p->span_cap);
     FWD_TAKE(cnt, int32_t, Tk + 1);
@@ -163,10 +165,17 @@ FWD_INLINE void FWD_NAME(dot_tile)(float *s, int64_t lds, const float *q, int64_
         FWD_UNROLL for (int c = 0; c < nk; c++) s[r * lds + c] = vhsum(acc[r][c]);
 }
 
-/* o[r][x0 .. x0 + nv VW) = alpha[r] o[r][..] + sum_j p[r][j] v_j[..] for mr rows and n keys. */
+/* Asks for the cache lines of bytes [row, row + nbytes) ahead of their use. */
+FWD_INLINE void FWD_NAME(prefetch)(const void *row, int64_t nbytes)
+{
+    for (int64_t x = 0; x < nbytes; x += 64) __builtin_prefetch((const char *)row + x, 0, 0);
+}
+
+/* o[r][x0 .. x0 + nv VW) = alpha[r] o[r][..] + sum_j p[r][j] v_j[..] for mr rows and n keys; while
+ * key j < pf_n is added, the row pf[j] (pf_bytes long) is prefetched (pf == NULL: none). */
 FWD_INLINE void FWD_NAME(pv_tile)(float *o, int64_t ldo, const float *alpha, const float *p, int64_t ldp,
                                   const void *const *v, int64_t n, int64_t x0, const int mr, const int nv,
-                                  const int kt)
+                                  const int kt, const void *const *pf, int64_t pf_n, int64_t pf_bytes)
 {
     vf acc[4][8];
     FWD_UNROLL8 for (int r = 0; r < mr; r++) {
@@ -174,6 +183,7 @@ FWD_INLINE void FWD_NAME(pv_tile)(float *o, int64_t ldo, const float *alpha, con
         FWD_UNROLL8 for (int c = 0; c < nv; c++) acc[r][c] = vmul(vload(o + r * ldo + x0 + c * VW), al);
     }
     for (int64_t j = 0; j < n; j++) {
+        if (pf && j < pf_n) FWD_NAME(prefetch)(pf[j], pf_bytes);
         vf vv[8];
         FWD_UNROLL8 for (int c = 0; c < nv; c++) vv[c] = FWD_NAME(ld)(v[j], x0 + c * VW, kt);
         FWD_UNROLL8 for (int r = 0; r < mr; r++) {
@@ -205,11 +215,13 @@ static void FWD_NAME(dot)(float *s, int64_t lds, const float *q, int64_t ldq, co
 }
 
 static void FWD_NAME(pv)(float *o, int64_t ldo, const float *alpha, const float *p, int64_t ldp,
-                         const void *const *v, int64_t n, int64_t x0, int mr, int nv, int kt)
+                         const void *const *v, int64_t n, int64_t x0, int mr, int nv, int kt,
+                         const void *const *pf, int64_t pf_n, int64_t pf_bytes)
 {
 #define FWD_PV(T, A, B)                                                                                    \
     case T * 128 + A * 16 + B:                                                                               \
-        if (A <= FWD_MR && A * B <= FWD_ACC) FWD_NAME(pv_tile)(o, ldo, alpha, p, ldp, v, n, x0, A, B, T);   \
+        if (A <= FWD_MR && A * B <= FWD_ACC)                                                               \
+            FWD_NAME(pv_tile)(o, ldo, alpha, p, ldp, v, n, x0, A, B, T, pf, pf_n, pf_bytes);               \
         break;
     switch (kt * 128 + mr * 16 + nv) { FWD_CASES8(FWD_PV, 0) FWD_CASES8(FWD_PV, 1) FWD_CASES8(FWD_PV, 2) }
 #undef FWD_PV
@@ -376,11 +388,14 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
             }
         }
         int32_t c = 0;
+        int64_t in_block = KB; /* keys so far in the current block (full[nvis / KB] without dividing) */
+        uint8_t *full = sc.full - 1;
         for (int64_t j = kmin; j < kmax; j++) {
             c += cnt[j - kmin];
             if (c == 0) continue;
-            if (nvis % KB == 0) sc.full[nvis / KB] = 1;
-            if (c != R) sc.full[nvis / KB] = 0;
+            if (in_block == KB) *++full = 1, in_block = 0;
+            if (c != R) *full = 0;
+            in_block++;
             sc.idx[nvis++] = (int32_t)j;
         }
     }
@@ -394,6 +409,11 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
     const int v_direct = Dv % VW == 0 && (vt_src == 0 || R <= FWD_MR);
     const int kt = k_direct ? kt_src : 0, vt = v_direct ? vt_src : 0;
     const char *kbase = heed_row(&d->k, b, kvh, 0), *vbase = heed_row(&d->v, b, kvh, 0);
+    /* Decode tiles read each K and V row once, from memory: each phase prefetches what the next one
+     * reads (the scores of a block its V rows, the output update the next block's K rows), so the
+     * loads overlap the arithmetic instead of following it. */
+    const int stream = KB == FWD_KB_DECODE;
+    const int64_t k_bytes = D * (int64_t)heed_dtype_size(d->k.dtype), v_bytes = Dv * (int64_t)heed_dtype_size(d->v.dtype);
     for (int64_t k0 = 0; k0 < nvis; k0 += KB) {
         const int64_t n = nvis - k0 < KB ? nvis - k0 : KB;
         const int32_t *ix = sc.idx + k0;
@@ -419,18 +439,26 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
             const int mr = R - r < FWD_MR ? (int)(R - r) : FWD_MR;
             for (int64_t c = 0; c < n; c += FWD_NK) {
                 const int nk = n - c < FWD_NK ? (int)(n - c) : FWD_NK;
+                if (stream && r == 0 && v_direct)
+                    for (int j = 0; j < nk; j++) FWD_NAME(prefetch)(sc.vp[c + j], v_bytes);
                 FWD_NAME(dot)(sc.s + r * KB + c, KB, sc.q + r * Dp, Dp, sc.kp + c, Dq, mr, nk, kt);
             }
         }
         for (int64_t r = 0; r < R; r++)
             FWD_NAME(row_block)(sc.s + r * KB, n, p, &sc.rows[r], ix, contiguous, full, sc.kpos, sc.spans,
                                 &sc.m[r], &sc.l[r], &sc.alpha[r]);
+        int64_t pf_n = 0; /* keys of the next block whose K rows to prefetch */
+        if (stream && k_direct && k0 + KB < nvis) {
+            pf_n = nvis - k0 - KB < KB ? nvis - k0 - KB : KB;
+            for (int64_t j = 0; j < pf_n; j++) sc.pk[j] = kbase + ix[KB + j] * d->k.nb[2];
+        }
         for (int64_t r = 0; r < R; r += FWD_MR) {
             const int mr = R - r < FWD_MR ? (int)(R - r) : FWD_MR;
             const int nv_max = FWD_ACC / mr < 8 ? FWD_ACC / mr : 8; /* fewer rows: wider column strips */
             for (int64_t x = 0; x < Dvq; x += nv_max * VW) {
                 const int nv = (Dvq - x) / VW < nv_max ? (int)((Dvq - x) / VW) : nv_max;
-                FWD_NAME(pv)(sc.o + r * Dvp, Dvp, sc.alpha + r, sc.s + r * KB, KB, sc.vp, n, x, mr, nv, vt);
+                FWD_NAME(pv)(sc.o + r * Dvp, Dvp, sc.alpha + r, sc.s + r * KB, KB, sc.vp, n, x, mr, nv, vt,
+                             r == 0 && x == 0 && pf_n ? sc.pk : NULL, pf_n, k_bytes);
             }
         }
     }
