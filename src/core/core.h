@@ -48,6 +48,18 @@ void heed_pool_run(heed_pool *pool, int64_t n_tasks, heed_task_fn fn, void *arg)
 heed_status heed_scratch_reserve(heed_ctx *ctx, size_t bytes);
 static inline void *heed_scratch(heed_ctx *ctx, int thread) { return ctx->scratch[thread]; }
 
+/* C [m, n] = op(A) [m, k] op(B) [k, n] + beta C, all row-major; op(X) = X^T when tX. A and C are f32;
+ * B is f32, f16 or bf16 (a model's weights as stored). Runs on the context's threads: C is cut into
+ * fixed slabs, each one single-threaded OpenBLAS call, so C does not depend on the thread count and
+ * OpenBLAS starts no threads of its own (its idle workers spin for a while after each call, slowing
+ * whatever the pool runs next, such as the decode step after a prefill). Slabs are columns of C when
+ * n >= m or B is not f32 (each part of B read once; f16/bf16 slabs widened into the threads' scratch,
+ * which must not be in use by the caller), else rows. beta = 0: C is only written.
+ * Returns HEED_ERR_INVALID for another dtype of B, HEED_ERR_NOMEM when the scratch cannot grow (C
+ * untouched); an f32 B cannot fail. */
+heed_status heed_gemm(heed_ctx *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                      const void *b, heed_dtype bt, int64_t ldb, float beta, float *c, int64_t ldc);
+
 /* Makes room for one more element in a growing heap array buf [*cap] holding n elements: returns buf
  * itself while n < *cap, else buf reallocated (free with free()) to twice its capacity (min_cap at
  * first) with *cap updated. NULL when out of memory: then buf is still valid and *cap unchanged. */

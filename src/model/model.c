@@ -3,7 +3,6 @@
  * below and the flags of heed_config; weights stay in their file dtype (f32, f16, bf16). */
 #include "model/model.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,8 +73,6 @@ struct heed_model {
     float *att;                    /* [cap_tokens, n_heads * head_dim] attention output, heads concatenated */
     float *hb, *hb2;               /* [cap_tokens, intermediate] */
     float *lse;                    /* [n_heads, cap_tokens] */
-    float *wbuf;                   /* [wbuf_len] f32 copy of a block of a f16/bf16 weight */
-    int64_t wbuf_len;
     float *inv_freq;               /* [head_dim / 2] */
     /* KV cache: layer L key of head h at position p is kc[L][(h * cap_ctx + p) * head_dim] */
     float **kc, **vc;              /* [n_layers] */
@@ -221,13 +218,7 @@ heed_status heed_model_load(heed_ctx *ctx, heed_model **out, const char *dir)
         m->kc = calloc((size_t)c->n_layers, sizeof *m->kc);
         m->vc = calloc((size_t)c->n_layers, sizeof *m->vc);
         m->inv_freq = heed_alloc(sizeof(float) * (size_t)(c->head_dim / 2 + 1));
-        /* a block of a converted weight holds at least one row of either layout */
-        int64_t row = c->vocab;
-        int64_t dims[] = {c->hidden, c->intermediate, qkv_dim(c), c->n_heads * c->head_dim};
-        for (int i = 0; i < 4; i++) row = dims[i] > row ? dims[i] : row;
-        m->wbuf_len = row > (1 << 20) ? row : (1 << 20);
-        m->wbuf = heed_alloc(sizeof(float) * (size_t)m->wbuf_len);
-        if (!m->layers || !m->kc || !m->vc || !m->inv_freq || !m->wbuf)
+        if (!m->layers || !m->kc || !m->vc || !m->inv_freq)
             s = heed_fail(ctx, HEED_ERR_NOMEM, "heed_model_load: out of memory");
     }
     if (s == HEED_OK) s = load_weights(ctx, m);
@@ -253,7 +244,6 @@ void heed_model_free(heed_model *m)
     free(m->kc);
     free(m->vc);
     free(m->layers);
-    heed_free(m->wbuf);
     heed_free(m->inv_freq);
     free(m->head_scale);
     free(m->iv);
@@ -360,63 +350,25 @@ static void matvec_task(void *arg, int64_t task, int thread)
     model_matvec_avx2(J->y, J->ldy, J->x, J->w->data, (heed_dtype)J->w->dtype, J->n, J->in, j0, j1);
 }
 
-typedef struct widen_job {
-    float *dst;       /* [rows, len] */
-    const char *src;  /* [rows, len] of dtype */
-    heed_dtype dtype;
-    int64_t rows, len;
-} widen_job;
-
-#define WIDEN_ROWS 16 /* rows per task */
-
-static void widen_task(void *arg, int64_t task, int thread)
-{
-    (void)thread;
-    const widen_job *J = arg;
-    int64_t r0 = task * WIDEN_ROWS, nr = J->rows - r0 < WIDEN_ROWS ? J->rows - r0 : WIDEN_ROWS;
-    heed_convert(J->dst + r0 * J->len, HEED_F32, J->src + r0 * J->len * (int64_t)heed_dtype_size(J->dtype), J->dtype,
-                 (size_t)(nr * J->len));
-}
-
-/* y [n, ldy] (columns [0, out)) = x [n, in] W^T + b. f32 weights go to OpenBLAS (sgemv for one token).
- * f16/bf16 weights: a few tokens (decode) through the AVX2 kernel that widens in registers; otherwise
- * blocks of rows (as many as m->wbuf holds: 4 MB, never the whole matrix) are widened by every thread,
- * then multiplied by one sgemm. */
-static void linear(heed_ctx *ctx, heed_model *m, float *y, int64_t ldy, const float *x, const lin *l, int64_t n,
-                   int64_t in, int64_t out)
+/* y [n, ldy] (columns [0, out)) = x [n, in] W^T + b, on the context's threads. A few tokens (decode) with
+ * nn.Linear weights: the matvec kernel, which reads each weight once as stored (f32, or f16/bf16 widened
+ * in registers); otherwise heed_gemm (slabs of W, f16/bf16 widened slab by slab). conv1d: W is [in, out]. */
+static heed_status linear(heed_ctx *ctx, float *y, int64_t ldy, const float *x, const lin *l, int64_t n, int64_t in,
+                          int64_t out)
 {
     const heed_st_tensor *w = l->w;
-    int conv1d = l->conv1d;
-    if (w->dtype == HEED_ST_F32) {
-        const float *W = w->data;
-        if (n == 1) cblas_sgemv(CblasRowMajor, conv1d ? CblasTrans : CblasNoTrans, (int)(conv1d ? in : out),
-                                (int)(conv1d ? out : in), 1.0f, W, (int)(conv1d ? out : in), x, 1, 0.0f, y, 1);
-        else if (conv1d) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)out, (int)in, 1.0f, x,
-                                     (int)in, W, (int)out, 0.0f, y, (int)ldy);
-        else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in, 1.0f, x, (int)in, W,
-                         (int)in, 0.0f, y, (int)ldy);
-    } else if (!conv1d && n <= MODEL_MATVEC_MAX_N && heed_ctx_isa(ctx) >= HEED_ISA_AVX2) {
+    if (!l->conv1d && n <= MODEL_MATVEC_MAX_N && heed_ctx_isa(ctx) >= HEED_ISA_AVX2) {
         matvec_job J = {y, ldy, n, in, out, x, w};
         heed_parallel(ctx, (out + MATVEC_ROWS - 1) / MATVEC_ROWS, matvec_task, &J);
     } else {
-        int64_t rows = conv1d ? in : out, len = conv1d ? out : in, esz = (int64_t)heed_st_dtype_size(w->dtype);
-        /* blocks as large as the buffer: a wide sgemm runs near its peak, a narrow one does not */
-        const int64_t block = m->wbuf_len / len;
-        for (int64_t r0 = 0; r0 < rows; r0 += block) {
-            int64_t nr = rows - r0 < block ? rows - r0 : block;
-            widen_job J = {m->wbuf, (const char *)w->data + r0 * len * esz, (heed_dtype)w->dtype, nr, len};
-            heed_parallel(ctx, (nr + WIDEN_ROWS - 1) / WIDEN_ROWS, widen_task, &J);
-            if (conv1d) /* rows are input features: accumulate the partial products */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)out, (int)nr, 1.0f, x + r0,
-                            (int)in, m->wbuf, (int)out, r0 ? 1.0f : 0.0f, y, (int)ldy);
-            else
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nr, (int)in, 1.0f, x, (int)in,
-                            m->wbuf, (int)in, 0.0f, y + r0, (int)ldy);
-        }
+        const heed_status s = heed_gemm(ctx, 0, !l->conv1d, n, out, in, x, in, w->data, (heed_dtype)w->dtype,
+                                        l->conv1d ? out : in, 0.0f, y, ldy);
+        if (s != HEED_OK) return s;
     }
     if (l->b)
         for (int64_t t = 0; t < n; t++)
             for (int64_t j = 0; j < out; j++) y[t * ldy + j] += load(l->b, j);
+    return HEED_OK;
 }
 
 /* o [n, stride] = norm(x [n, stride]) over the first `size` columns of each row, as transformers computes it
@@ -699,12 +651,13 @@ static heed_status attention(heed_ctx *ctx, heed_model *m, int64_t L, int64_t n,
     int64_t d = c->hidden, D = c->head_dim, Hq = c->n_heads, Hk = c->n_kv_heads, ld = qkv_dim(c);
     int64_t qd = Hq * D, kd = Hk * D;
     float *q = m->qkv, *k = m->qkv + qd, *v = m->qkv + qd + kd;
-    if (c->fused_qkv) linear(ctx, m, m->qkv, ld, m->xb, &w->qkv, n, d, ld);
-    else {
-        linear(ctx, m, q, ld, m->xb, &w->q, n, d, qd);
-        linear(ctx, m, k, ld, m->xb, &w->k, n, d, kd);
-        linear(ctx, m, v, ld, m->xb, &w->v, n, d, kd);
+    heed_status s = c->fused_qkv ? linear(ctx, m->qkv, ld, m->xb, &w->qkv, n, d, ld) : HEED_OK;
+    if (!c->fused_qkv) {
+        if (s == HEED_OK) s = linear(ctx, q, ld, m->xb, &w->q, n, d, qd);
+        if (s == HEED_OK) s = linear(ctx, k, ld, m->xb, &w->k, n, d, kd);
+        if (s == HEED_OK) s = linear(ctx, v, ld, m->xb, &w->v, n, d, kd);
     }
+    if (s != HEED_OK) return s;
     if (c->qk_norm) {
         for (int64_t t = 0; t < n; t++) {
             apply_norm(c, q + t * ld, q + t * ld, &w->q_norm, Hq, D, D);
@@ -713,7 +666,7 @@ static heed_status attention(heed_ctx *ctx, heed_model *m, int64_t L, int64_t n,
     }
     if (c->pos == HEED_POS_ROPE) {
         float factor;
-        heed_status s = heed_rope_inv_freq(ctx, m->inv_freq, &factor, c, pos + n);
+        s = heed_rope_inv_freq(ctx, m->inv_freq, &factor, c, pos + n);
         if (s != HEED_OK) return s;
         rope(q, m->inv_freq, factor, n, Hq, D, ld, pos);
         rope(k, m->inv_freq, factor, n, Hk, D, ld, pos);
@@ -741,7 +694,7 @@ static heed_status attention(heed_ctx *ctx, heed_model *m, int64_t L, int64_t n,
     ad.scale = (float)(c->scale_by_inverse_layer ? c->attn_scale / (double)(L + 1) : c->attn_scale);
     ad.softcap = (float)c->attn_softcap;
     heed_tensor o = {m->att, HEED_F32, {1, Hq, n, D}, {n * qd * f, D * f, qd * f, f}};
-    heed_status s = heed_attn_forward(ctx, &o, m->lse, &ad);
+    s = heed_attn_forward(ctx, &o, m->lse, &ad);
     if (s == HEED_OK) s = intervene(ctx, m, &ad, L, n, Tk);
     if (s != HEED_OK) return s;
     if (m->head_scale)
@@ -758,23 +711,23 @@ static heed_status attention(heed_ctx *ctx, heed_model *m, int64_t L, int64_t n,
         }
     s = observe(ctx, m, &ad, pr, probs, L, n, Tk);
     if (s != HEED_OK) return s;
-    linear(ctx, m, m->xb, d, m->att, &w->o, n, qd, d);
-    return HEED_OK;
+    return linear(ctx, m->xb, d, m->att, &w->o, n, qd, d);
 }
 
 /* MLP on m->xb [n, d] into m->xb. */
-static void mlp(heed_ctx *ctx, heed_model *m, int64_t L, int64_t n)
+static heed_status mlp(heed_ctx *ctx, heed_model *m, int64_t L, int64_t n)
 {
     const heed_config *c = &m->cfg;
     const layer_w *w = &m->layers[L];
     int64_t d = c->hidden, F = c->intermediate;
-    linear(ctx, m, m->hb, F, m->xb, &w->up, n, d, F);
+    heed_status s = linear(ctx, m->hb, F, m->xb, &w->up, n, d, F);
+    if (s != HEED_OK) return s;
     if (c->mlp == HEED_MLP_GATED) {
-        linear(ctx, m, m->hb2, F, m->xb, &w->gate, n, d, F);
+        if ((s = linear(ctx, m->hb2, F, m->xb, &w->gate, n, d, F)) != HEED_OK) return s;
         for (int64_t i = 0; i < n * F; i++) m->hb[i] *= activation(c->act, m->hb2[i]);
     } else
         for (int64_t i = 0; i < n * F; i++) m->hb[i] = activation(c->act, m->hb[i]);
-    linear(ctx, m, m->xb, d, m->hb, &w->down, n, F, d);
+    return linear(ctx, m->xb, d, m->hb, &w->down, n, F, d);
 }
 
 /* x += branch, with the optional post-norm of the branch (gemma2) or of the sum (bert). */
@@ -814,14 +767,15 @@ static void embed(heed_model *m, const int32_t *ids, const int32_t *types, int64
 }
 
 /* logits [n, vocab] out = the LM head of x [n, hidden] (already through the final norm), final softcap applied. */
-static void lm_head(heed_ctx *ctx, heed_model *m, float *logits, const float *x, int64_t n)
+static heed_status lm_head(heed_ctx *ctx, heed_model *m, float *logits, const float *x, int64_t n)
 {
     const heed_config *c = &m->cfg;
     int64_t V = c->vocab;
     lin head = {m->lm_head, NULL, 0}; /* [V, d] in every family: the embedding or a Linear */
-    linear(ctx, m, logits, V, x, &head, n, c->hidden, V);
-    if (c->final_softcap > 0.0)
+    const heed_status s = linear(ctx, logits, V, x, &head, n, c->hidden, V);
+    if (s == HEED_OK && c->final_softcap > 0.0)
         for (int64_t i = 0; i < n * V; i++) logits[i] = (float)(c->final_softcap * tanh(logits[i] / c->final_softcap));
+    return s;
 }
 
 heed_status heed_model_forward(heed_ctx *ctx, heed_model *m, float *logits, const heed_model_trace *trace,
@@ -878,7 +832,7 @@ heed_status heed_model_forward(heed_ctx *ctx, heed_model *m, float *logits, cons
         residual(c, m->x, m->xb, &w->attn_out, n);
         if (w->ffn_in.w) apply_norm(c, m->xb, m->x, &w->ffn_in, n, d, d);
         else memcpy(m->xb, m->x, row_bytes);
-        mlp(ctx, m, L, n);
+        if ((s = mlp(ctx, m, L, n)) != HEED_OK) return s;
         residual(c, m->x, m->xb, &w->ffn_out, n);
         if (trace && trace->hidden && trace->hidden[L + 1] && L + 1 < c->n_layers)
             memcpy(trace->hidden[L + 1], m->x, row_bytes);
@@ -890,8 +844,7 @@ heed_status heed_model_forward(heed_ctx *ctx, heed_model *m, float *logits, cons
     if (trace && trace->hidden && trace->hidden[c->n_layers]) memcpy(trace->hidden[c->n_layers], m->x, row_bytes);
     if (!logits) return HEED_OK;
     int64_t first = flags & HEED_FWD_LAST_LOGITS ? n - 1 : 0;
-    lm_head(ctx, m, logits, m->x + first * d, n - first);
-    return HEED_OK;
+    return lm_head(ctx, m, logits, m->x + first * d, n - first);
 }
 
 heed_status heed_model_unembed(heed_ctx *ctx, heed_model *m, float *logits, const float *x, int64_t n)
@@ -906,8 +859,7 @@ heed_status heed_model_unembed(heed_ctx *ctx, heed_model *m, float *logits, cons
     int64_t d = m->cfg.hidden;
     if (m->final_norm.w) apply_norm(&m->cfg, m->xb, x, &m->final_norm, n, d, d);
     else memcpy(m->xb, x, sizeof(float) * (size_t)(n * d));
-    lm_head(ctx, m, logits, m->xb, n);
-    return HEED_OK;
+    return lm_head(ctx, m, logits, m->xb, n);
 }
 
 heed_status heed_model_set_probe(heed_ctx *ctx, heed_model *m, const heed_probe *probe)

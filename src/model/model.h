@@ -1,5 +1,5 @@
 /* model.h — internals of the model runtime (src/model/) shared with its SIMD kernels: the decode
- * matrix-vector product that reads f16/bf16 weights as they are stored. */
+ * matrix-vector product that reads f32, f16 or bf16 weights as they are stored. */
 #ifndef HEED_MODEL_H
 #define HEED_MODEL_H
 
@@ -9,7 +9,7 @@
 #define MODEL_MATVEC_MAX_N 4
 
 /* y[t, j] = x[t, :] . w[j, :] for t < n, j in [j0, j1).
- *   y: [n, ldy] f32 out; x: [n, in] f32; w: [out, in] f16 or bf16 (nn.Linear layout); n <= MODEL_MATVEC_MAX_N */
+ *   y: [n, ldy] f32 out; x: [n, in] f32; w: [out, in] f32, f16 or bf16 (nn.Linear layout); n <= MODEL_MATVEC_MAX_N */
 void model_matvec_avx2(float *y, int64_t ldy, const float *x, const void *w, heed_dtype wt, int64_t n, int64_t in,
                        int64_t j0, int64_t j1);
 

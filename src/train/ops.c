@@ -3,7 +3,6 @@
  * contiguous inner loops for the compiler to vectorise. Nothing here allocates. */
 #include "train/ops.h"
 
-#include <cblas.h> /* after ops.h: it may define I (complex.h), a parameter name there */
 #include <math.h>
 
 /* Rows per task of the row-parallel ops: enough work per task to amortise the hand-out. */
@@ -77,39 +76,12 @@ static void bias_task(void *arg, int64_t task, int thread)
     }
 }
 
-/* One sgemm C [m, n] = op(A) op(B) + beta C (row-major), cut into slabs of GEMM_ROWS rows of C, each
- * a single-threaded OpenBLAS call on one of the context's threads. For the trainer's small products this
- * beats OpenBLAS's own threads, which synchronise (and yield) on every call; the slabs do not depend on
- * the thread count, so neither do the results. */
-#define GEMM_ROWS 64
-typedef struct gemm_job {
-    int ta, tb;
-    int64_t m, n, k;
-    const float *a, *b;
-    int64_t lda, ldb;
-    float beta;
-    float *c;
-    int64_t ldc, rows;                   /* rows of C per task */
-} gemm_job;
-
-static void gemm_task(void *arg, int64_t task, int thread)
-{
-    const gemm_job *J = arg;
-    int64_t r0 = task * J->rows, r1 = r0 + J->rows < J->m ? r0 + J->rows : J->m;
-    const float *a = J->a + (J->ta ? r0 : r0 * J->lda); /* row r of op(A): row r of A, or column r of A^T */
-    cblas_sgemm(CblasRowMajor, J->ta ? CblasTrans : CblasNoTrans, J->tb ? CblasTrans : CblasNoTrans, (int)(r1 - r0),
-                (int)J->n, (int)J->k, 1.0f, a, (int)J->lda, J->b, (int)J->ldb, J->beta, J->c + r0 * J->ldc,
-                (int)J->ldc);
-}
-
+/* C [m, n] = op(A) op(B) + beta C (row-major) on the context's threads (heed_gemm: fixed slabs, so the
+ * results do not depend on the thread count); f32 operands, so it cannot fail. */
 static void gemm(heed_ctx *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
                  const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
 {
-    gemm_job J = {ta, tb, m, n, k, a, b, lda, ldb, beta, c, ldc, GEMM_ROWS};
-    int saved = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-    heed_parallel(ctx, ceil_div(m, GEMM_ROWS), gemm_task, &J);
-    openblas_set_num_threads(saved);
+    (void)heed_gemm(ctx, ta, tb, m, n, k, a, lda, b, HEED_F32, ldb, beta, c, ldc);
 }
 
 void train_linear_fwd(heed_ctx *ctx, float *out, const float *inp, const float *w, const float *bias,
