@@ -185,13 +185,28 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Median seconds of heed_attn_forward on case c: one warm-up call, then repetitions until both
- * min_reps and min_time are reached, cycling through the K/V copies. */
-static heed_status time_forward(double *median, heed_ctx *ctx, const bench_case *c, const bench_data *d,
-                                const bench_opts *o)
+/* Median over a sorted copy of x [n] (n >= 1). */
+static double median_of(double *x, int n)
+{
+    qsort(x, (size_t)n, sizeof x[0], cmp_double);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+/* A case's timing: the median call, and when paired with a streaming read, that read's median time and
+ * the median over calls of (read time / call time) for the same number of bytes. */
+typedef struct timing {
+    double sec;
+    double stream_sec, paired; /* 0 when not paired */
+} timing;
+
+/* Times heed_attn_forward on case c: one warm-up call, then repetitions until both min_reps and
+ * min_time are reached, cycling through the K/V copies. With st, each call follows a streaming read of
+ * `bytes` (the case's own traffic) on the same threads. */
+static heed_status time_forward(timing *tm, heed_ctx *ctx, const bench_case *c, const bench_data *d,
+                                const bench_opts *o, bench_stream *st, size_t bytes)
 {
     enum { MAX_REPS = 200 };
-    double times[MAX_REPS];
+    double times[MAX_REPS], reads[MAX_REPS], ratios[MAX_REPS];
     heed_attn_desc desc;
     heed_attn_desc_init(&desc);
     desc.q = heed_tensor_4d(d->q, HEED_F32, c->B, c->Hq, c->Tq, c->D);
@@ -205,23 +220,25 @@ static heed_status time_forward(double *median, heed_ctx *ctx, const bench_case 
         char *k = (char *)d->kv + (size_t)(call % d->n_copies) * 2 * kv_bytes;
         desc.k = heed_tensor_4d(k, c->kv, c->B, c->Hkv, c->Tk, c->D);
         desc.v = heed_tensor_4d(k + kv_bytes, c->kv, c->B, c->Hkv, c->Tk, c->D);
+        const double rd = st ? bench_stream_read(ctx, st, bytes) : 0.0;
         const double t0 = bench_now();
         const heed_status s = heed_attn_forward(ctx, &out, NULL, &desc);
         const double dt = bench_now() - t0;
         if (s != HEED_OK) return s;
         if (call == 0) continue; /* warm-up: first touch of O, scratch growth, thread wake-up */
+        reads[reps] = rd;
+        ratios[reps] = rd / dt;
         times[reps++] = dt;
         spent += dt;
     }
-    qsort(times, (size_t)reps, sizeof times[0], cmp_double);
-    *median = reps % 2 ? times[reps / 2] : 0.5 * (times[reps / 2 - 1] + times[reps / 2]);
+    *tm = (timing){median_of(times, reps), st ? median_of(reads, reps) : 0.0, st ? median_of(ratios, reps) : 0.0};
     return HEED_OK;
 }
 
 /* Dense timings already made, so each shape is measured once per run. */
 typedef struct dense_cache {
     bench_case c[sizeof full_cases / sizeof full_cases[0]];
-    double sec[sizeof full_cases / sizeof full_cases[0]];
+    timing t[sizeof full_cases / sizeof full_cases[0]];
     int n;
 } dense_cache;
 
@@ -241,18 +258,18 @@ static bench_case dense_counterpart(const bench_case *c)
 }
 
 /* Times a dense case, from the cache when this shape was already measured. */
-static heed_status time_dense(double *sec, heed_ctx *ctx, dense_cache *cache, const bench_case *dense,
-                              const bench_data *d, const bench_opts *o)
+static heed_status time_dense(timing *tm, heed_ctx *ctx, dense_cache *cache, const bench_case *dense,
+                              const bench_data *d, const bench_opts *o, bench_stream *st, size_t bytes)
 {
     for (int i = 0; i < cache->n; i++)
         if (same_shape(&cache->c[i], dense)) {
-            *sec = cache->sec[i];
+            *tm = cache->t[i];
             return HEED_OK;
         }
-    const heed_status s = time_forward(sec, ctx, dense, d, o);
-    if (s == HEED_OK && cache->n < (int)(sizeof cache->sec / sizeof cache->sec[0])) {
+    const heed_status s = time_forward(tm, ctx, dense, d, o, st, bytes);
+    if (s == HEED_OK && cache->n < (int)(sizeof cache->t / sizeof cache->t[0])) {
         cache->c[cache->n] = *dense;
-        cache->sec[cache->n++] = *sec;
+        cache->t[cache->n++] = *tm;
     }
     return s;
 }
@@ -283,6 +300,7 @@ static int measure_machine(machine *mc, int after, const bench_opts *o)
 
 typedef struct result {
     double sec, gflops, gbps;
+    double stream_gbps, paired; /* the paired streaming read: its GB/s, and median(read time / call time) */
     int64_t pairs;
     double dense_sec, speedup, ideal; /* sparse cases only (dense_sec > 0) */
 } result;
@@ -296,8 +314,8 @@ static void print_header(const machine *mc, const bench_opts *o)
            "FLOPs = 4 * visible pairs * D; bytes = Q + O + K + V once%s\n\n",
            mc->n_threads, mc->isa, mc->sgemm_gflops, mc->read_gbps, mc->load[0], mc->load[1],
            o->quick ? " (--quick: small sizes)" : "");
-    printf("%-14s %2s %7s %4s %6s %6s %4s %-18s %9s %8s %6s %7s %6s %8s %6s\n", "case", "B", "Hq/Hkv", "D",
-           "Tq", "Tk", "kv", "mask", "ms", "GFLOP/s", "%peak", "GB/s", "%bw", "speedup", "ideal");
+    printf("%-14s %2s %7s %4s %6s %6s %4s %-18s %9s %8s %6s %7s %6s %6s %8s %6s\n", "case", "B", "Hq/Hkv", "D",
+           "Tq", "Tk", "kv", "mask", "ms", "GFLOP/s", "%peak", "GB/s", "%bw", "%read", "speedup", "ideal");
 }
 
 static void print_result(const bench_case *c, const result *r, const machine *mc, const bench_opts *o)
@@ -307,10 +325,10 @@ static void print_result(const bench_case *c, const result *r, const machine *mc
     if (!o->json) {
         char heads[32];
         snprintf(heads, sizeof heads, "%lld/%lld", (long long)c->Hq, (long long)c->Hkv);
-        printf("%-14s %2lld %7s %4lld %6lld %6lld %4s %-18s %9.3f %8.1f %5.1f%% %7.1f %5.1f%%", c->name,
+        printf("%-14s %2lld %7s %4lld %6lld %6lld %4s %-18s %9.3f %8.1f %5.1f%% %7.1f %5.1f%% %5.1f%%", c->name,
                (long long)c->B, heads, (long long)c->D, (long long)c->Tq, (long long)c->Tk,
                heed_dtype_name(c->kv), mask, r->sec * 1e3, r->gflops, 100.0 * r->gflops / mc->sgemm_gflops,
-               r->gbps, 100.0 * r->gbps / mc->read_gbps);
+               r->gbps, 100.0 * r->gbps / mc->read_gbps, 100.0 * r->paired);
         if (r->dense_sec > 0) printf(" %7.2fx %5.2fx", r->speedup, r->ideal);
         printf("\n");
     } else {
@@ -318,12 +336,12 @@ static void print_result(const bench_case *c, const result *r, const machine *mc
                "\"causal\":%d,\"kv_dtype\":\"%s\",\"mask\":\"%s\",\"gflops\":%.3f,\"gbps\":%.3f,"
                "\"sgemm_peak_gflops\":%.3f,\"read_bw_gbps\":%.3f,\"peak_ratio\":%.4f,\"bw_ratio\":%.4f,"
                "\"ms\":%.4f,\"visible_pairs\":%lld,\"threads\":%d,\"isa\":\"%s\","
-               "\"load_before\":%.2f,\"load_after\":%.2f",
+               "\"load_before\":%.2f,\"load_after\":%.2f,\"stream_gbps\":%.3f,\"paired_bw_ratio\":%.4f",
                c->name, (long long)c->B, (long long)c->Hq, (long long)c->Hkv, (long long)c->D,
                (long long)c->Tq, (long long)c->Tk, mask_causal(&c->mask), heed_dtype_name(c->kv), mask,
                r->gflops, r->gbps, mc->sgemm_gflops, mc->read_gbps, r->gflops / mc->sgemm_gflops,
                r->gbps / mc->read_gbps, r->sec * 1e3, (long long)r->pairs, mc->n_threads, mc->isa,
-               mc->load[0], mc->load[1]);
+               mc->load[0], mc->load[1], r->stream_gbps, r->paired);
         if (r->dense_sec > 0)
             printf(",\"dense_ms\":%.4f,\"speedup_vs_dense\":%.4f,\"ideal_speedup\":%.4f", r->dense_sec * 1e3,
                    r->speedup, r->ideal);
@@ -332,8 +350,17 @@ static void print_result(const bench_case *c, const result *r, const machine *mc
     fflush(stdout);
 }
 
-/* Measures one case into *r; on failure prints why and returns non-zero. */
-static int run_case(result *r, heed_ctx *ctx, dense_cache *cache, const bench_case *c, const bench_opts *o)
+/* Bytes a call moves at least: Q and O (f32) and K and V once. */
+static double case_bytes(const bench_case *c)
+{
+    return 2.0 * (double)(c->B * c->Hq * c->Tq * c->D) * sizeof(float) +
+           2.0 * (double)(c->B * c->Hkv * c->Tk * c->D) * (double)heed_dtype_size(c->kv);
+}
+
+/* Measures one case into *r, each call paired with a streaming read of its bytes from st; on failure
+ * prints why and returns non-zero. */
+static int run_case(result *r, heed_ctx *ctx, dense_cache *cache, const bench_case *c, const bench_opts *o,
+                    bench_stream *st)
 {
     char mask[64];
     mask_describe(mask, sizeof mask, &c->mask);
@@ -348,15 +375,18 @@ static int run_case(result *r, heed_ctx *ctx, dense_cache *cache, const bench_ca
         fprintf(stderr, "heed bench attn: case %s: out of memory for its operands\n", c->name);
         return 1;
     }
+    const double bytes = case_bytes(c);
+    timing tm = {0}, dense_tm = {0};
     r->pairs = visible_pairs(c);
     if (r->pairs < 0) s = HEED_ERR_NOMEM;
-    else if (!mask_sparse(&c->mask)) s = time_dense(&r->sec, ctx, cache, c, &d, o);
-    else s = time_forward(&r->sec, ctx, c, &d, o);
+    else if (!mask_sparse(&c->mask)) s = time_dense(&tm, ctx, cache, c, &d, o, st, (size_t)bytes);
+    else s = time_forward(&tm, ctx, c, &d, o, st, (size_t)bytes);
     if (s == HEED_OK && mask_sparse(&c->mask)) {
         const bench_case dense = dense_counterpart(c);
         const int64_t dense_pairs = visible_pairs(&dense);
-        s = dense_pairs < 0 ? HEED_ERR_NOMEM : time_dense(&r->dense_sec, ctx, cache, &dense, &d, o);
-        r->speedup = r->dense_sec / r->sec;
+        s = dense_pairs < 0 ? HEED_ERR_NOMEM : time_dense(&dense_tm, ctx, cache, &dense, &d, o, st, (size_t)bytes);
+        r->dense_sec = dense_tm.sec;
+        r->speedup = r->dense_sec / tm.sec;
         r->ideal = (double)dense_pairs / (double)r->pairs;
     }
     data_free(&d);
@@ -365,10 +395,11 @@ static int run_case(result *r, heed_ctx *ctx, dense_cache *cache, const bench_ca
                 s == HEED_ERR_NOMEM ? "out of memory" : heed_ctx_error(ctx));
         return 1;
     }
+    r->sec = tm.sec;
     r->gflops = 4.0 * (double)r->pairs * (double)c->D / r->sec * 1e-9;
-    const double bytes = 2.0 * (double)(c->B * c->Hq * c->Tq * c->D) * sizeof(float) +
-                         2.0 * (double)(c->B * c->Hkv * c->Tk * c->D) * (double)heed_dtype_size(c->kv);
     r->gbps = bytes / r->sec * 1e-9;
+    r->stream_gbps = bytes / tm.stream_sec * 1e-9;
+    r->paired = tm.paired;
     return 0;
 }
 
@@ -435,12 +466,18 @@ static int bench_attn(int argc, char **argv)
     result results[sizeof full_cases / sizeof full_cases[0]];
     dense_cache cache = {.n = 0};
     const int progress = isatty(STDERR_FILENO);
-    int rc = measure_machine(&mc, 0, &o);
+    /* the paired reads' source: twice the largest case's traffic, and well above the last-level cache */
+    double most = 0.0;
+    for (size_t i = 0; i < n_cases; i++) most = case_bytes(&cases[i]) > most ? case_bytes(&cases[i]) : most;
+    bench_stream st;
+    int rc = bench_stream_init(&st, (size_t)(2.0 * most) > o.cold_bytes ? (size_t)(2.0 * most) : o.cold_bytes);
+    if (rc == 0) rc = measure_machine(&mc, 0, &o);
     for (size_t i = 0; i < n_cases && rc == 0; i++)
         if (!o.only || !strcmp(o.only, cases[i].name)) {
             if (progress) fprintf(stderr, "\rheed bench attn: case %zu of %zu ", i + 1, n_cases);
-            rc = run_case(&results[i], ctx, &cache, &cases[i], &o);
+            rc = run_case(&results[i], ctx, &cache, &cases[i], &o, &st);
         }
+    bench_stream_free(&st);
     if (progress) fprintf(stderr, "\r%40s\r", "");
     if (rc == 0) rc = measure_machine(&mc, 1, &o);
     heed_ctx_free(ctx);

@@ -1,13 +1,16 @@
 /* bench_peak.c — measures this machine's sgemm peak (OpenBLAS) and streaming read bandwidth, the two
  * reference points `heed bench` divides by. Both are "best of several": a ceiling, not a typical value,
- * so a kernel's ratio against them is conservative. */
+ * so a kernel's ratio against them is conservative. Also a streaming read to pair with each call of a
+ * kernel (bench_stream_read), for a ratio that the machine's moment-to-moment bandwidth does not move. */
 #include "bench_peak.h"
 
+#include "core/core.h"
 #include "heed.h"
 
 #include <cblas.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 double bench_now(void)
@@ -116,4 +119,50 @@ double bench_read_bw_gbps(int n_threads, size_t bytes, int reps)
     }
     heed_free(buf), heed_free(jobs), heed_free(tids);
     return best;
+}
+
+int bench_stream_init(bench_stream *s, size_t bytes)
+{
+    s->bytes = bytes & ~(size_t)127;
+    s->at = 0;
+    s->buf = heed_alloc(s->bytes);
+    if (!s->buf) {
+        s->bytes = 0;
+        return -1;
+    }
+    memset(s->buf, 1, s->bytes); /* every page mapped before the first timed read */
+    return 0;
+}
+
+void bench_stream_free(bench_stream *s)
+{
+    heed_free(s->buf);
+    memset(s, 0, sizeof *s);
+}
+
+enum { STREAM_TASK = 256 << 10 };
+
+typedef struct stream_job {
+    const char *p;         /* the range to read, [p, p + n) */
+    size_t n;
+    float sums[64];        /* one per thread slot (thread % 64), kept so the loads cannot be dropped */
+} stream_job;
+
+static void stream_task(void *arg, int64_t task, int thread)
+{
+    stream_job *J = arg;
+    const size_t at = (size_t)task * STREAM_TASK, n = J->n - at < STREAM_TASK ? J->n - at : STREAM_TASK;
+    J->sums[thread % 64] += stream_sum((const v8f *)(const void *)(J->p + at), n / sizeof(v8f) & ~(size_t)3);
+}
+
+double bench_stream_read(heed_ctx *ctx, bench_stream *s, size_t n)
+{
+    n &= ~(size_t)127;
+    if (n > s->bytes) n = s->bytes;
+    if (s->at + n > s->bytes) s->at = 0;
+    stream_job J = {s->buf + s->at, n, {0}};
+    s->at += n;
+    const double t0 = bench_now();
+    heed_parallel(ctx, (int64_t)((n + STREAM_TASK - 1) / STREAM_TASK), stream_task, &J);
+    return bench_now() - t0;
 }

@@ -4,6 +4,8 @@
 #ifndef HEED_BENCH_PEAK_H
 #define HEED_BENCH_PEAK_H
 
+#include "heed.h"
+
 #include <stddef.h>
 
 /* Seconds on a monotonic clock. */
@@ -18,6 +20,23 @@ double bench_sgemm_peak_gflops(int n_threads, double min_time);
  * of `bytes` bytes with 256-bit loads; bytes should be far above the last-level cache.
  * Returns a negative value if memory ran out. */
 double bench_read_bw_gbps(int n_threads, size_t bytes, int reps);
+
+/* A cold source for streaming reads paired with a kernel's calls: a buffer far above the last-level
+ * cache, read from a rotating offset so that every read comes from memory, as a kernel's cold operands
+ * do. */
+typedef struct bench_stream {
+    char *buf;
+    size_t bytes, at; /* size, and where the next read starts */
+} bench_stream;
+
+/* Allocates and touches a source of `bytes` bytes. Returns -1 when out of memory (s zeroed). */
+int bench_stream_init(bench_stream *s, size_t bytes);
+void bench_stream_free(bench_stream *s);
+
+/* Seconds to read the next n bytes of s (wrapping; n <= s->bytes) on ctx's threads, the way a kernel
+ * runs there (heed's pool, tasks of 256 KiB): the memory bandwidth available to that kernel at that
+ * moment, when timed next to its call. */
+double bench_stream_read(heed_ctx *ctx, bench_stream *s, size_t n);
 
 /* `heed bench model ...` (tools/bench_model.c); argv[0] is "model". */
 int bench_model(int argc, char **argv);
