@@ -6,5 +6,6 @@
 #define FWD_NAME(x) x##_avx512
 #define FWD_MR 4
 #define FWD_NK 4
+#define FWD_NKV 2
 #define FWD_ACC 24
 #include "attn/fwd_kernel.h"

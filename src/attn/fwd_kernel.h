@@ -54,6 +54,7 @@ typedef struct fwd_scratch {
     float *s;            /* [R, KB]   scores, then probabilities, of the current block */
     float *m, *l, *alpha;/* [R]       running max, running sum, rescale of the current block */
     float *k, *v;        /* [KB, Dp], [KB, Dvp] the block's K and V rows converted to f32 */
+    float *kt;           /* [Dp, KBp] the block's keys as f32 columns (tiles of more than FWD_MR rows) */
     float *kpos;         /* [KB]      key positions (ALiBi) */
     const void **kp, **vp;  /* [KB]   row of each key of the block: packed f32, or in place */
     const void **pk;     /* [KB]      K rows of the next block, to prefetch (decode) */
@@ -88,6 +89,7 @@ static inline size_t fwd_carve(fwd_scratch *sc, char *base, const fwd_plan *p)
     FWD_TAKE(alpha, float, R);
     FWD_TAKE(k, float, KB * Dp);
     FWD_TAKE(v, float, KB * Dvp);
+    FWD_TAKE(kt, float, Dp * fwd_round_up(KB, 16));
     FWD_TAKE(kpos, float, KB);
     FWD_TAKE(kp, const void *, KB);
     FWD_TAKE(vp, const void *, KB);
@@ -110,9 +112,10 @@ void attn_fwd_task_avx512(void *arg, int64_t task, int thread);
 
 /* ------------------------------------------------------------------------------------------------
  * The kernel body: compiled when the including file has defined HEED_SIMD_LEVEL (and included
- * core/simd.h), FWD_NAME(x) (x##_<isa>), FWD_MR (query rows, at most 4) and FWD_NK (keys, at most
- * 4) of the score microkernel, and FWD_ACC, the accumulator registers of the output microkernel
- * (rows x vectors of Dv, at most 8 vectors). */
+ * core/simd.h), FWD_NAME(x) (x##_<isa>), FWD_MR (query rows, at most 4) and FWD_NK (key rows, at most
+ * 4) of the dot-product score microkernel, FWD_NKV (vectors of key columns, at most 2) of the
+ * outer-product one, and FWD_ACC, the accumulator registers of the output microkernel (rows x vectors
+ * of Dv, at most 8 vectors). */
 #ifdef FWD_NAME
 
 #define FWD_INLINE static inline __attribute__((always_inline))
@@ -171,6 +174,50 @@ FWD_INLINE void FWD_NAME(prefetch)(const void *row, int64_t nbytes)
     for (int64_t x = 0; x < nbytes; x += 64) __builtin_prefetch((const char *)row + x, 0, 0);
 }
 
+/* kt [D, ldkt]: column j < n holds key row kr[j] (dtype code kc: 0 f32, 1 f16, 2 bf16, D elements) as
+ * f32, columns n..nvec (a multiple of VW) zero. With an in-register transpose, VW x VW blocks at once. */
+static void FWD_NAME(pack_cols)(float *kt, int64_t ldkt, const void *const *kr, int kc, heed_dtype t, int64_t n,
+                                int64_t nvec, int64_t D)
+{
+    int64_t x0 = 0;
+#ifdef HEED_SIMD_TRANSPOSE
+    x0 = D / VW * VW;
+    for (int64_t j = 0; j < nvec; j += VW)
+        for (int64_t x = 0; x < x0; x += VW) {
+            vf r[VW];
+            for (int i = 0; i < VW; i++) r[i] = j + i < n ? FWD_NAME(ld)(kr[j + i], x, kc) : vzero();
+            vtranspose(r);
+            for (int i = 0; i < VW; i++) vstore(kt + (x + i) * ldkt + j, r[i]);
+        }
+#endif
+    for (int64_t x = x0; x < D; x++) {
+        float *col = kt + x * ldkt;
+        for (int64_t j = 0; j < n; j++) col[j] = heed_load_f32(kr[j], t, x);
+        for (int64_t j = n; j < nvec; j++) col[j] = 0.0f;
+    }
+}
+
+/* s[r][c VW .. (c + 1) VW) = q_r . (keys of columns c VW ..) for mr rows and nv vectors of keys, with
+ * the keys as columns of kt [n, ldkt] (n floats of each query): an outer-product update per element of
+ * q, so that no score needs a horizontal sum. */
+FWD_INLINE void FWD_NAME(dot_t_tile)(float *s, int64_t lds, const float *q, int64_t ldq, const float *kt,
+                                     int64_t ldkt, int64_t n, const int mr, const int nv)
+{
+    vf acc[4][FWD_NKV];
+    FWD_UNROLL for (int r = 0; r < mr; r++)
+        FWD_UNROLL for (int c = 0; c < nv; c++) acc[r][c] = vzero();
+    for (int64_t x = 0; x < n; x++) {
+        vf kv[FWD_NKV];
+        FWD_UNROLL for (int c = 0; c < nv; c++) kv[c] = vload(kt + x * ldkt + c * VW);
+        FWD_UNROLL for (int r = 0; r < mr; r++) {
+            const vf qv = vset1(q[r * ldq + x]);
+            FWD_UNROLL for (int c = 0; c < nv; c++) acc[r][c] = vfma(qv, kv[c], acc[r][c]);
+        }
+    }
+    FWD_UNROLL for (int r = 0; r < mr; r++)
+        FWD_UNROLL for (int c = 0; c < nv; c++) vstore(s + r * lds + c * VW, acc[r][c]);
+}
+
 /* o[r][x0 .. x0 + nv VW) = alpha[r] o[r][..] + sum_j p[r][j] v_j[..] for mr rows and n keys; while
  * key j < pf_n is added, the row pf[j] (pf_bytes long) is prefetched (pf == NULL: none). */
 FWD_INLINE void FWD_NAME(pv_tile)(float *o, int64_t ldo, const float *alpha, const float *p, int64_t ldp,
@@ -212,6 +259,20 @@ static void FWD_NAME(dot)(float *s, int64_t lds, const float *q, int64_t ldq, co
         break;
     switch (kt * 64 + mr * 8 + nk) { FWD_CASES(FWD_DOT, 0) FWD_CASES(FWD_DOT, 1) FWD_CASES(FWD_DOT, 2) }
 #undef FWD_DOT
+}
+
+static void FWD_NAME(dot_t)(float *s, int64_t lds, const float *q, int64_t ldq, const float *kt, int64_t ldkt,
+                            int64_t n, int mr, int nv)
+{
+#define FWD_DOT_T(A, B)                                                                                    \
+    case A * 8 + B:                                                                                        \
+        if (A <= FWD_MR && B <= FWD_NKV) FWD_NAME(dot_t_tile)(s, lds, q, ldq, kt, ldkt, n, A, B);         \
+        break;
+    switch (mr * 8 + nv) {
+        FWD_DOT_T(1, 1) FWD_DOT_T(1, 2) FWD_DOT_T(2, 1) FWD_DOT_T(2, 2)
+        FWD_DOT_T(3, 1) FWD_DOT_T(3, 2) FWD_DOT_T(4, 1) FWD_DOT_T(4, 2)
+    }
+#undef FWD_DOT_T
 }
 
 static void FWD_NAME(pv)(float *o, int64_t ldo, const float *alpha, const float *p, int64_t ldp,
@@ -400,12 +461,16 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
         }
     }
 
-    /* K and V rows are read in place when the microkernels can: f32 rows of whole vectors, and f16/bf16
-     * rows when each key meets at most FWD_MR query rows (decode), so converting as they load costs no
-     * more than converting into a packed copy. Otherwise a block's rows are converted to f32 once. */
+    /* A tile of more than FWD_MR rows converts each block's keys to f32 columns once (kt), and its scores
+     * are outer products over them. A smaller tile (decode) takes dot products of key rows, read in place
+     * when they are whole vectors: each key meets at most FWD_MR rows, so converting as they load costs
+     * no more than a packed copy. V rows are read in place when f32 of whole vectors or in a small tile,
+     * else converted to f32 once per block. */
     const int kt_src = d->k.dtype == HEED_F16 ? 1 : d->k.dtype == HEED_BF16 ? 2 : 0;
     const int vt_src = d->v.dtype == HEED_F16 ? 1 : d->v.dtype == HEED_BF16 ? 2 : 0;
-    const int k_direct = D % VW == 0 && (kt_src == 0 || R <= FWD_MR);
+    const int k_cols = R > FWD_MR;
+    const int64_t KBp = fwd_round_up(KB, 16); /* row length of kt */
+    const int k_direct = !k_cols && D % VW == 0;
     const int v_direct = Dv % VW == 0 && (vt_src == 0 || R <= FWD_MR);
     const int kt = k_direct ? kt_src : 0, vt = v_direct ? vt_src : 0;
     const char *kbase = heed_row(&d->k, b, kvh, 0), *vbase = heed_row(&d->v, b, kvh, 0);
@@ -420,8 +485,8 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
         const int full = sc.full[k0 / KB], contiguous = ix[n - 1] - ix[0] == n - 1;
         for (int64_t j = 0; j < n; j++) {
             const void *kr = kbase + ix[j] * d->k.nb[2], *vr = vbase + ix[j] * d->v.nb[2];
-            if (k_direct) {
-                sc.kp[j] = kr;
+            if (k_direct || k_cols) {
+                sc.kp[j] = kr; /* read in place, or packed into kt below */
             } else {
                 FWD_NAME(load_row)(sc.k + j * Dp, kr, d->k.dtype, D, Dq);
                 sc.kp[j] = sc.k + j * Dp;
@@ -433,9 +498,18 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
                 sc.vp[j] = sc.v + j * Dvp;
             }
         }
+        const int64_t nvec = fwd_round_up(n, VW);
+        if (k_cols) FWD_NAME(pack_cols)(sc.kt, KBp, sc.kp, kt_src, d->k.dtype, n, nvec, D);
         if (d->alibi_slopes)
-            for (int64_t j = 0; j < fwd_round_up(n, VW); j++) sc.kpos[j] = j < n ? (float)(ko + ix[j]) : 0.0f;
-        for (int64_t r = 0; r < R; r += FWD_MR) {
+            for (int64_t j = 0; j < nvec; j++) sc.kpos[j] = j < n ? (float)(ko + ix[j]) : 0.0f;
+        for (int64_t r = 0; k_cols && r < R; r += FWD_MR) {
+            const int mr = R - r < FWD_MR ? (int)(R - r) : FWD_MR;
+            for (int64_t c = 0; c < nvec; c += FWD_NKV * VW) {
+                const int nv = (nvec - c) / VW < FWD_NKV ? (int)((nvec - c) / VW) : FWD_NKV;
+                FWD_NAME(dot_t)(sc.s + r * KB + c, KB, sc.q + r * Dp, Dp, sc.kt + c, KBp, D, mr, nv);
+            }
+        }
+        for (int64_t r = 0; !k_cols && r < R; r += FWD_MR) {
             const int mr = R - r < FWD_MR ? (int)(R - r) : FWD_MR;
             for (int64_t c = 0; c < n; c += FWD_NK) {
                 const int nk = n - c < FWD_NK ? (int)(n - c) : FWD_NK;

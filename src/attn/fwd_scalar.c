@@ -5,5 +5,6 @@
 #define FWD_NAME(x) x##_scalar
 #define FWD_MR 4
 #define FWD_NK 4
+#define FWD_NKV 2
 #define FWD_ACC 16
 #include "attn/fwd_kernel.h"
