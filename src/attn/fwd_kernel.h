@@ -164,8 +164,11 @@ FWD_INLINE void FWD_NAME(dot_tile)(float *s, int64_t lds, const float *q, int64_
             FWD_UNROLL for (int c = 0; c < nk; c++) acc[r][c] = vfma(qv, kv[c], acc[r][c]);
         }
     }
-    FWD_UNROLL for (int r = 0; r < mr; r++)
-        FWD_UNROLL for (int c = 0; c < nk; c++) s[r * lds + c] = vhsum(acc[r][c]);
+    FWD_UNROLL for (int r = 0; r < mr; r++) { /* a row's nk sums at once */
+        float t[4];
+        vhsum4(t, acc[r][0], nk > 1 ? acc[r][1] : vzero(), nk > 2 ? acc[r][2] : vzero(), nk > 3 ? acc[r][3] : vzero());
+        FWD_UNROLL for (int c = 0; c < nk; c++) s[r * lds + c] = t[c];
+    }
 }
 
 /* Asks for the cache lines of bytes [row, row + nbytes) ahead of their use. */
