@@ -168,6 +168,8 @@ typedef struct result {
     const char *dtype;    /* of the largest tensor */
     int64_t params, tokens;
     double tok_s, gflops, gbps;
+    double stream_gbps, paired; /* decode: the streaming reads paired with the steps (their median GB/s,
+                                 * and the median of read time / step time); 0 for prefill */
 } result;
 
 /* Both peaks, keeping the best of this and earlier measurements. 0 when memory ran out. */
@@ -187,16 +189,27 @@ static int measure_peaks(peaks *p, int n_threads, int quick)
 static void print_case(const result *r, const peaks *p, int json)
 {
     const double peak_ratio = r->gflops / p->sgemm_gflops, bw_ratio = r->gbps / p->read_gbps;
-    if (json)
+    if (json) {
         printf("{\"case\": \"%s\", \"dtype\": \"%s\", \"params\": %lld, \"tokens\": %lld, \"tok_per_s\": %.3f, "
                "\"gflops\": %.2f, \"sgemm_peak_gflops\": %.2f, \"peak_ratio\": %.4f, \"gbps\": %.3f, "
-               "\"read_bw_gbps\": %.3f, \"bw_ratio\": %.4f}\n",
+               "\"read_bw_gbps\": %.3f, \"bw_ratio\": %.4f",
                r->name, r->dtype, (long long)r->params, (long long)r->tokens, r->tok_s, r->gflops,
                p->sgemm_gflops, peak_ratio, r->gbps, p->read_gbps, bw_ratio);
-    else
-        printf("%-8s %-5s %8.1fM %6lld %10.2f %9.1f %6.1f%% %8.2f %6.1f%%\n", r->name, r->dtype,
+        if (r->paired > 0) printf(", \"stream_gbps\": %.3f, \"paired_bw_ratio\": %.4f", r->stream_gbps, r->paired);
+        printf("}\n");
+    } else {
+        printf("%-8s %-5s %8.1fM %6lld %10.2f %9.1f %6.1f%% %8.2f %6.1f%%", r->name, r->dtype,
                (double)r->params * 1e-6, (long long)r->tokens, r->tok_s, r->gflops, 100 * peak_ratio, r->gbps,
                100 * bw_ratio);
+        if (r->paired > 0) printf(" %6.1f%%", 100 * r->paired);
+        printf("\n");
+    }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
 }
 
 /* Loads dir and times a prefill of o->prompt tokens, then o->n_decode single-token steps after it;
@@ -229,15 +242,24 @@ static int bench_dir(result *out, int *n_out, heed_ctx *ctx, const char *dir, co
     rc = rc || heed_model_forward(ctx, m, logits, NULL, ids, NULL, T, 0, HEED_FWD_LAST_LOGITS) != HEED_OK;
     const double t_prefill = bench_now() - t0;
     /* decode: the best of the single steps (the KV cache grows by one position per step, which is
-     * noise next to the weights); the mean is what `heed run` reports and is printed too */
-    double best = INFINITY, total = 0.0;
+     * noise next to the weights); the mean is what `heed run` reports and is printed too. Each step
+     * follows a streaming read of as many bytes as it reads, on the same threads: the median of
+     * (read time / step time) is a bandwidth ratio that the machine's swings do not move. */
+    double best = INFINITY, total = 0.0, ratios[64], reads[64];
+    bench_stream st = {0};
+    const size_t step_bytes = (size_t)w.decode_bytes;
+    if (!rc && bench_stream_init(&st, step_bytes > ((size_t)256 << 20) ? step_bytes : (size_t)256 << 20)) rc = 1;
     for (int64_t i = 0; i < N && !rc; i++) {
+        const double rd = bench_stream_read(ctx, &st, step_bytes);
         const double t1 = bench_now();
         rc = heed_model_forward(ctx, m, logits, NULL, ids + T + i, NULL, 1, T + i, HEED_FWD_LAST_LOGITS) != HEED_OK;
         const double dt = bench_now() - t1;
         total += dt;
         if (dt < best) best = dt;
+        ratios[i % 64] = rd / dt;
+        reads[i % 64] = rd;
     }
+    if (st.buf) bench_stream_free(&st);
     if (rc) {
         fprintf(stderr, "heed bench model: %s\n", ids && logits ? heed_ctx_error(ctx) : "out of memory");
     } else {
@@ -249,9 +271,12 @@ static int bench_dir(result *out, int *n_out, heed_ctx *ctx, const char *dir, co
         const double flops = 2.0 * (double)w.matmul_params * (double)T + attn_flops;
         const char *dt = heed_st_dtype_name(w.dtype);
         out[0] = (result){"prefill", dt, w.params, T, (double)T / t_prefill, flops / t_prefill * 1e-9,
-                          w.decode_bytes / t_prefill * 1e-9};
+                          w.decode_bytes / t_prefill * 1e-9, 0.0, 0.0};
+        const int nr = N < 64 ? (int)N : 64;
+        qsort(ratios, (size_t)nr, sizeof ratios[0], cmp_double);
+        qsort(reads, (size_t)nr, sizeof reads[0], cmp_double);
         out[1] = (result){"decode", dt, w.params, N, 1.0 / best, 2.0 * (double)w.matmul_params / best * 1e-9,
-                          w.decode_bytes / best * 1e-9};
+                          w.decode_bytes / best * 1e-9, w.decode_bytes / reads[nr / 2] * 1e-9, ratios[nr / 2]};
         *n_out += 2;
         if (!o->json)
             fprintf(stderr, "  decode %s: best step %.2f ms, mean %.2f ms (%.2f tok/s)\n", dt, best * 1e3,
@@ -336,9 +361,9 @@ int bench_model(int argc, char **argv)
     if (!rc && !measure_peaks(&p, nt, o.quick)) rc = 1;
     if (!rc && !o.json)
         printf("heed bench model: %d threads, isa %s, sgemm peak %.1f GFLOP/s, read bandwidth %.2f GB/s\n"
-               "%-8s %-5s %9s %6s %10s %9s %7s %8s %7s\n",
+               "%-8s %-5s %9s %6s %10s %9s %7s %8s %7s %7s\n",
                nt, heed_isa_name(heed_ctx_isa(ctx)), p.sgemm_gflops, p.read_gbps, "case", "dtype", "params",
-               "tokens", "tok/s", "GFLOP/s", "peak", "GB/s", "bw");
+               "tokens", "tok/s", "GFLOP/s", "peak", "GB/s", "bw", "%read");
     for (int i = 0; i < n_results && !rc; i++) print_case(&results[i], &p, o.json);
     heed_ctx_free(ctx);
     return rc;
