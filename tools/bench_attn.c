@@ -192,26 +192,27 @@ static double median_of(double *x, int n)
     return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
 }
 
-/* A case's timing: the median call, and when paired with a streaming read, that read's median time and
- * the median over calls of (read time / call time) for the same number of bytes. */
+/* A case's timing: the median call, and, when each call was paired with a reference run just before
+ * it (a streaming read of the case's bytes, or the dense mask on the same operands), the reference's
+ * median time and the median over calls of (reference time / call time). */
 typedef struct timing {
     double sec;
-    double stream_sec, paired; /* 0 when not paired */
+    double ref_sec, ratio; /* 0 when not paired */
 } timing;
 
 /* Times heed_attn_forward on case c: one warm-up call, then repetitions until both min_reps and
- * min_time are reached, cycling through the K/V copies. With st, each call follows a streaming read of
- * `bytes` (the case's own traffic) on the same threads. */
+ * min_time are reached, cycling through the K/V copies. Each call follows its reference, on the same
+ * threads and operands: with st, a streaming read of `bytes`; with dense, the same call under that
+ * mask (so a sparse pattern and its dense counterpart see the same moments of a shared machine). */
 static heed_status time_forward(timing *tm, heed_ctx *ctx, const bench_case *c, const bench_data *d,
-                                const bench_opts *o, bench_stream *st, size_t bytes)
+                                const bench_opts *o, bench_stream *st, size_t bytes, const heed_mask *dense)
 {
     enum { MAX_REPS = 200 };
-    double times[MAX_REPS], reads[MAX_REPS], ratios[MAX_REPS];
+    double times[MAX_REPS], refs[MAX_REPS], ratios[MAX_REPS];
     heed_attn_desc desc;
     heed_attn_desc_init(&desc);
     desc.q = heed_tensor_4d(d->q, HEED_F32, c->B, c->Hq, c->Tq, c->D);
     desc.q_offset = c->Tk - c->Tq;
-    desc.mask = c->mask;
     heed_tensor out = heed_tensor_4d(d->o, HEED_F32, c->B, c->Hq, c->Tq, c->D);
     const size_t kv_bytes = d->kv_elems * heed_dtype_size(c->kv);
     int reps = 0;
@@ -220,58 +221,38 @@ static heed_status time_forward(timing *tm, heed_ctx *ctx, const bench_case *c, 
         char *k = (char *)d->kv + (size_t)(call % d->n_copies) * 2 * kv_bytes;
         desc.k = heed_tensor_4d(k, c->kv, c->B, c->Hkv, c->Tk, c->D);
         desc.v = heed_tensor_4d(k + kv_bytes, c->kv, c->B, c->Hkv, c->Tk, c->D);
-        const double rd = st ? bench_stream_read(ctx, st, bytes) : 0.0;
+        double ref = 0.0;
+        if (st) ref = bench_stream_read(ctx, st, bytes);
+        if (dense) {
+            desc.mask = *dense;
+            const double t0 = bench_now();
+            const heed_status s = heed_attn_forward(ctx, &out, NULL, &desc);
+            ref = bench_now() - t0;
+            if (s != HEED_OK) return s;
+        }
+        desc.mask = c->mask;
         const double t0 = bench_now();
         const heed_status s = heed_attn_forward(ctx, &out, NULL, &desc);
         const double dt = bench_now() - t0;
         if (s != HEED_OK) return s;
         if (call == 0) continue; /* warm-up: first touch of O, scratch growth, thread wake-up */
-        reads[reps] = rd;
-        ratios[reps] = rd / dt;
+        refs[reps] = ref;
+        ratios[reps] = ref / dt;
         times[reps++] = dt;
         spent += dt;
     }
-    *tm = (timing){median_of(times, reps), st ? median_of(reads, reps) : 0.0, st ? median_of(ratios, reps) : 0.0};
+    const int paired = st || dense;
+    *tm = (timing){median_of(times, reps), paired ? median_of(refs, reps) : 0.0, paired ? median_of(ratios, reps) : 0.0};
     return HEED_OK;
 }
 
-/* Dense timings already made, so each shape is measured once per run. */
-typedef struct dense_cache {
-    bench_case c[sizeof full_cases / sizeof full_cases[0]];
-    timing t[sizeof full_cases / sizeof full_cases[0]];
-    int n;
-} dense_cache;
-
-static int same_shape(const bench_case *a, const bench_case *b)
+/* The dense mask a sparse pattern replaces: causal, or full when the pattern is not causal. */
+static heed_mask dense_mask(const heed_mask *m)
 {
-    return a->B == b->B && a->Hq == b->Hq && a->Hkv == b->Hkv && a->D == b->D && a->Tq == b->Tq &&
-           a->Tk == b->Tk && a->kv == b->kv && a->mask.kind == b->mask.kind;
-}
-
-/* The same shape with the dense mask a sparse pattern replaces: causal, or full when not causal. */
-static bench_case dense_counterpart(const bench_case *c)
-{
-    bench_case dense = *c;
-    memset(&dense.mask, 0, sizeof dense.mask);
-    dense.mask.kind = mask_causal(&c->mask) ? HEED_MASK_CAUSAL : HEED_MASK_NONE;
+    heed_mask dense;
+    memset(&dense, 0, sizeof dense);
+    dense.kind = mask_causal(m) ? HEED_MASK_CAUSAL : HEED_MASK_NONE;
     return dense;
-}
-
-/* Times a dense case, from the cache when this shape was already measured. */
-static heed_status time_dense(timing *tm, heed_ctx *ctx, dense_cache *cache, const bench_case *dense,
-                              const bench_data *d, const bench_opts *o, bench_stream *st, size_t bytes)
-{
-    for (int i = 0; i < cache->n; i++)
-        if (same_shape(&cache->c[i], dense)) {
-            *tm = cache->t[i];
-            return HEED_OK;
-        }
-    const heed_status s = time_forward(tm, ctx, dense, d, o, st, bytes);
-    if (s == HEED_OK && cache->n < (int)(sizeof cache->t / sizeof cache->t[0])) {
-        cache->c[cache->n] = *dense;
-        cache->t[cache->n++] = *tm;
-    }
-    return s;
 }
 
 typedef struct machine {
@@ -325,10 +306,12 @@ static void print_result(const bench_case *c, const result *r, const machine *mc
     if (!o->json) {
         char heads[32];
         snprintf(heads, sizeof heads, "%lld/%lld", (long long)c->Hq, (long long)c->Hkv);
-        printf("%-14s %2lld %7s %4lld %6lld %6lld %4s %-18s %9.3f %8.1f %5.1f%% %7.1f %5.1f%% %5.1f%%", c->name,
+        printf("%-14s %2lld %7s %4lld %6lld %6lld %4s %-18s %9.3f %8.1f %5.1f%% %7.1f %5.1f%%", c->name,
                (long long)c->B, heads, (long long)c->D, (long long)c->Tq, (long long)c->Tk,
                heed_dtype_name(c->kv), mask, r->sec * 1e3, r->gflops, 100.0 * r->gflops / mc->sgemm_gflops,
-               r->gbps, 100.0 * r->gbps / mc->read_gbps, 100.0 * r->paired);
+               r->gbps, 100.0 * r->gbps / mc->read_gbps);
+        if (r->paired > 0) printf(" %5.1f%%", 100.0 * r->paired);
+        else printf(" %6s", "");
         if (r->dense_sec > 0) printf(" %7.2fx %5.2fx", r->speedup, r->ideal);
         printf("\n");
     } else {
@@ -336,12 +319,13 @@ static void print_result(const bench_case *c, const result *r, const machine *mc
                "\"causal\":%d,\"kv_dtype\":\"%s\",\"mask\":\"%s\",\"gflops\":%.3f,\"gbps\":%.3f,"
                "\"sgemm_peak_gflops\":%.3f,\"read_bw_gbps\":%.3f,\"peak_ratio\":%.4f,\"bw_ratio\":%.4f,"
                "\"ms\":%.4f,\"visible_pairs\":%lld,\"threads\":%d,\"isa\":\"%s\","
-               "\"load_before\":%.2f,\"load_after\":%.2f,\"stream_gbps\":%.3f,\"paired_bw_ratio\":%.4f",
+               "\"load_before\":%.2f,\"load_after\":%.2f",
                c->name, (long long)c->B, (long long)c->Hq, (long long)c->Hkv, (long long)c->D,
                (long long)c->Tq, (long long)c->Tk, mask_causal(&c->mask), heed_dtype_name(c->kv), mask,
                r->gflops, r->gbps, mc->sgemm_gflops, mc->read_gbps, r->gflops / mc->sgemm_gflops,
                r->gbps / mc->read_gbps, r->sec * 1e3, (long long)r->pairs, mc->n_threads, mc->isa,
-               mc->load[0], mc->load[1], r->stream_gbps, r->paired);
+               mc->load[0], mc->load[1]);
+        if (r->paired > 0) printf(",\"stream_gbps\":%.3f,\"paired_bw_ratio\":%.4f", r->stream_gbps, r->paired);
         if (r->dense_sec > 0)
             printf(",\"dense_ms\":%.4f,\"speedup_vs_dense\":%.4f,\"ideal_speedup\":%.4f", r->dense_sec * 1e3,
                    r->speedup, r->ideal);
@@ -357,10 +341,9 @@ static double case_bytes(const bench_case *c)
            2.0 * (double)(c->B * c->Hkv * c->Tk * c->D) * (double)heed_dtype_size(c->kv);
 }
 
-/* Measures one case into *r, each call paired with a streaming read of its bytes from st; on failure
- * prints why and returns non-zero. */
-static int run_case(result *r, heed_ctx *ctx, dense_cache *cache, const bench_case *c, const bench_opts *o,
-                    bench_stream *st)
+/* Measures one case into *r, each call paired with a streaming read of its bytes from st (dense
+ * masks) or with the dense mask it replaces (sparse ones); on failure prints why and returns non-zero. */
+static int run_case(result *r, heed_ctx *ctx, const bench_case *c, const bench_opts *o, bench_stream *st)
 {
     char mask[64];
     mask_describe(mask, sizeof mask, &c->mask);
@@ -376,17 +359,19 @@ static int run_case(result *r, heed_ctx *ctx, dense_cache *cache, const bench_ca
         return 1;
     }
     const double bytes = case_bytes(c);
-    timing tm = {0}, dense_tm = {0};
+    const int sparse = mask_sparse(&c->mask);
+    const heed_mask dense = dense_mask(&c->mask);
+    timing tm = {0};
     r->pairs = visible_pairs(c);
     if (r->pairs < 0) s = HEED_ERR_NOMEM;
-    else if (!mask_sparse(&c->mask)) s = time_dense(&tm, ctx, cache, c, &d, o, st, (size_t)bytes);
-    else s = time_forward(&tm, ctx, c, &d, o, st, (size_t)bytes);
-    if (s == HEED_OK && mask_sparse(&c->mask)) {
-        const bench_case dense = dense_counterpart(c);
-        const int64_t dense_pairs = visible_pairs(&dense);
-        s = dense_pairs < 0 ? HEED_ERR_NOMEM : time_dense(&dense_tm, ctx, cache, &dense, &d, o, st, (size_t)bytes);
-        r->dense_sec = dense_tm.sec;
-        r->speedup = r->dense_sec / tm.sec;
+    else s = time_forward(&tm, ctx, c, &d, o, sparse ? NULL : st, (size_t)bytes, sparse ? &dense : NULL);
+    if (s == HEED_OK && sparse) {
+        bench_case dc = *c;
+        dc.mask = dense;
+        const int64_t dense_pairs = visible_pairs(&dc);
+        if (dense_pairs < 0) s = HEED_ERR_NOMEM;
+        r->dense_sec = tm.ref_sec;
+        r->speedup = tm.ratio;
         r->ideal = (double)dense_pairs / (double)r->pairs;
     }
     data_free(&d);
@@ -398,8 +383,10 @@ static int run_case(result *r, heed_ctx *ctx, dense_cache *cache, const bench_ca
     r->sec = tm.sec;
     r->gflops = 4.0 * (double)r->pairs * (double)c->D / r->sec * 1e-9;
     r->gbps = bytes / r->sec * 1e-9;
-    r->stream_gbps = bytes / tm.stream_sec * 1e-9;
-    r->paired = tm.paired;
+    if (!sparse) {
+        r->stream_gbps = bytes / tm.ref_sec * 1e-9;
+        r->paired = tm.ratio;
+    }
     return 0;
 }
 
@@ -464,7 +451,6 @@ static int bench_attn(int argc, char **argv)
     const size_t n_cases = o.quick ? sizeof quick_cases / sizeof quick_cases[0]
                                    : sizeof full_cases / sizeof full_cases[0];
     result results[sizeof full_cases / sizeof full_cases[0]];
-    dense_cache cache = {.n = 0};
     const int progress = isatty(STDERR_FILENO);
     /* the paired reads' source: twice the largest case's traffic, and well above the last-level cache */
     double most = 0.0;
@@ -475,7 +461,7 @@ static int bench_attn(int argc, char **argv)
     for (size_t i = 0; i < n_cases && rc == 0; i++)
         if (!o.only || !strcmp(o.only, cases[i].name)) {
             if (progress) fprintf(stderr, "\rheed bench attn: case %zu of %zu ", i + 1, n_cases);
-            rc = run_case(&results[i], ctx, &cache, &cases[i], &o, &st);
+            rc = run_case(&results[i], ctx, &cases[i], &o, &st);
         }
     bench_stream_free(&st);
     if (progress) fprintf(stderr, "\r%40s\r", "");
