@@ -177,14 +177,16 @@ FWD_INLINE void FWD_NAME(prefetch)(const void *row, int64_t nbytes)
     for (int64_t x = 0; x < nbytes; x += 64) __builtin_prefetch((const char *)row + x, 0, 0);
 }
 
-/* kt [D, ldkt]: column j < n holds key row kr[j] (dtype code kc: 0 f32, 1 f16, 2 bf16, D elements) as
- * f32, columns n..nvec (a multiple of VW) zero. With an in-register transpose, VW x VW blocks at once. */
+/* kt [D, ldkt]: column j < n holds key row kr[j] (dtype t, code kc: 0 f32, 1 f16, 2 bf16; D elements)
+ * as f32, columns n..nvec (a multiple of VW) zero. With an in-register transpose (AVX2) VW x VW blocks
+ * at once; otherwise each row is widened into tmp [Dq] and scattered down its column. */
 static void FWD_NAME(pack_cols)(float *kt, int64_t ldkt, const void *const *kr, int kc, heed_dtype t, int64_t n,
-                                int64_t nvec, int64_t D)
+                                int64_t nvec, int64_t D, float *tmp)
 {
-    int64_t x0 = 0;
+    for (int64_t x = 0; x < D; x++)
+        for (int64_t j = n; j < nvec; j++) kt[x * ldkt + j] = 0.0f;
 #ifdef HEED_SIMD_TRANSPOSE
-    x0 = D / VW * VW;
+    const int64_t x0 = D / VW * VW;
     for (int64_t j = 0; j < nvec; j += VW)
         for (int64_t x = 0; x < x0; x += VW) {
             vf r[VW];
@@ -192,12 +194,16 @@ static void FWD_NAME(pack_cols)(float *kt, int64_t ldkt, const void *const *kr, 
             vtranspose(r);
             for (int i = 0; i < VW; i++) vstore(kt + (x + i) * ldkt + j, r[i]);
         }
-#endif
-    for (int64_t x = x0; x < D; x++) {
-        float *col = kt + x * ldkt;
-        for (int64_t j = 0; j < n; j++) col[j] = heed_load_f32(kr[j], t, x);
-        for (int64_t j = n; j < nvec; j++) col[j] = 0.0f;
+    for (int64_t x = x0; x < D; x++)
+        for (int64_t j = 0; j < n; j++) kt[x * ldkt + j] = heed_load_f32(kr[j], t, x);
+    (void)tmp;
+#else
+    (void)kc;
+    for (int64_t j = 0; j < n; j++) {
+        FWD_NAME(load_row)(tmp, kr[j], t, D, D);
+        for (int64_t x = 0; x < D; x++) kt[x * ldkt + j] = tmp[x];
     }
+#endif
 }
 
 /* s[r][c VW .. (c + 1) VW) = q_r . (keys of columns c VW ..) for mr rows and nv vectors of keys, with
@@ -502,7 +508,7 @@ void FWD_NAME(attn_fwd_task)(void *arg, int64_t task, int thread)
             }
         }
         const int64_t nvec = fwd_round_up(n, VW);
-        if (k_cols) FWD_NAME(pack_cols)(sc.kt, KBp, sc.kp, kt_src, d->k.dtype, n, nvec, D);
+        if (k_cols) FWD_NAME(pack_cols)(sc.kt, KBp, sc.kp, kt_src, d->k.dtype, n, nvec, D, sc.k);
         if (d->alibi_slopes)
             for (int64_t j = 0; j < nvec; j++) sc.kpos[j] = j < n ? (float)(ko + ix[j]) : 0.0f;
         for (int64_t r = 0; k_cols && r < R; r += FWD_MR) {
