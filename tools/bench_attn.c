@@ -222,7 +222,7 @@ static heed_status time_forward(timing *tm, heed_ctx *ctx, const bench_case *c, 
         desc.k = heed_tensor_4d(k, c->kv, c->B, c->Hkv, c->Tk, c->D);
         desc.v = heed_tensor_4d(k + kv_bytes, c->kv, c->B, c->Hkv, c->Tk, c->D);
         double ref = 0.0;
-        if (st) ref = bench_stream_read(ctx, st, bytes);
+        if (st && (ref = bench_stream_read(ctx, st, bytes)) < 0) return HEED_ERR_NOMEM;
         if (dense) {
             desc.mask = *dense;
             const double t0 = bench_now();

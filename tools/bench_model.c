@@ -248,9 +248,15 @@ static int bench_dir(result *out, int *n_out, heed_ctx *ctx, const char *dir, co
     double best = INFINITY, total = 0.0, ratios[64], reads[64];
     bench_stream st = {0};
     const size_t step_bytes = (size_t)w.decode_bytes;
-    if (!rc && bench_stream_init(&st, step_bytes > ((size_t)256 << 20) ? step_bytes : (size_t)256 << 20)) rc = 1;
+    const char *oom = "out of memory for the paired streaming reads", *why = NULL;
+    if (!rc && bench_stream_init(&st, step_bytes > ((size_t)256 << 20) ? step_bytes : (size_t)256 << 20))
+        rc = 1, why = oom;
     for (int64_t i = 0; i < N && !rc; i++) {
         const double rd = bench_stream_read(ctx, &st, step_bytes);
+        if (rd < 0) {
+            rc = 1, why = oom;
+            break;
+        }
         const double t1 = bench_now();
         rc = heed_model_forward(ctx, m, logits, NULL, ids + T + i, NULL, 1, T + i, HEED_FWD_LAST_LOGITS) != HEED_OK;
         const double dt = bench_now() - t1;
@@ -261,7 +267,7 @@ static int bench_dir(result *out, int *n_out, heed_ctx *ctx, const char *dir, co
     }
     if (st.buf) bench_stream_free(&st);
     if (rc) {
-        fprintf(stderr, "heed bench model: %s\n", ids && logits ? heed_ctx_error(ctx) : "out of memory");
+        fprintf(stderr, "heed bench model: %s\n", why ? why : ids && logits ? heed_ctx_error(ctx) : "out of memory");
     } else {
         /* causal attention: QK^T and PV over T(T+1)/2 visible pairs per head. A prefill's GB/s counts
          * the weights once (what an ideal prefill reads), so its bw_ratio says how far from memory-bound

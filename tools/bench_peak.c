@@ -10,6 +10,7 @@
 #include <cblas.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -145,14 +146,14 @@ enum { STREAM_TASK = 256 << 10 };
 typedef struct stream_job {
     const char *p;         /* the range to read, [p, p + n) */
     size_t n;
-    float sums[64];        /* one per thread slot (thread % 64), kept so the loads cannot be dropped */
+    float *sums;           /* [threads] one per thread, kept so the loads cannot be dropped */
 } stream_job;
 
 static void stream_task(void *arg, int64_t task, int thread)
 {
     stream_job *J = arg;
     const size_t at = (size_t)task * STREAM_TASK, n = J->n - at < STREAM_TASK ? J->n - at : STREAM_TASK;
-    J->sums[thread % 64] += stream_sum((const v8f *)(const void *)(J->p + at), n / sizeof(v8f) & ~(size_t)3);
+    J->sums[thread] += stream_sum((const v8f *)(const void *)(J->p + at), n / sizeof(v8f) & ~(size_t)3);
 }
 
 double bench_stream_read(heed_ctx *ctx, bench_stream *s, size_t n)
@@ -160,9 +161,13 @@ double bench_stream_read(heed_ctx *ctx, bench_stream *s, size_t n)
     n &= ~(size_t)127;
     if (n > s->bytes) n = s->bytes;
     if (s->at + n > s->bytes) s->at = 0;
-    stream_job J = {s->buf + s->at, n, {0}};
+    float *sums = calloc((size_t)heed_ctx_n_threads(ctx), sizeof(float));
+    if (!sums) return -1.0;
+    stream_job J = {s->buf + s->at, n, sums};
     s->at += n;
     const double t0 = bench_now();
     heed_parallel(ctx, (int64_t)((n + STREAM_TASK - 1) / STREAM_TASK), stream_task, &J);
-    return bench_now() - t0;
+    const double dt = bench_now() - t0;
+    free(sums);
+    return dt;
 }

@@ -35,7 +35,7 @@ void bench_stream_free(bench_stream *s);
 
 /* Seconds to read the next n bytes of s (wrapping; n <= s->bytes) on ctx's threads, the way a kernel
  * runs there (heed's pool, tasks of 256 KiB): the memory bandwidth available to that kernel at that
- * moment, when timed next to its call. */
+ * moment, when timed next to its call. Negative when out of memory. */
 double bench_stream_read(heed_ctx *ctx, bench_stream *s, size_t n);
 
 /* `heed bench model ...` (tools/bench_model.c); argv[0] is "model". */
