@@ -297,6 +297,23 @@ static void FWD_NAME(pv)(float *o, int64_t ldo, const float *alpha, const float 
 #undef FWD_PV
 }
 
+/* The first index in [from, n) of the ascending keys ix whose key is >= k (n if none); consecutive:
+ * ix[i] = ix[0] + i. */
+static inline int64_t FWD_NAME(key_index)(const int32_t *ix, int64_t from, int64_t n, int64_t k, int consecutive)
+{
+    if (consecutive) {
+        const int64_t i = k - ix[0];
+        return i < from ? from : i > n ? n : i;
+    }
+    for (int64_t len = n - from; len > 0;) { /* selects, not branches: the keys' order is data */
+        const int64_t half = len / 2;
+        const int less = ix[from + half] < k;
+        from = less ? from + half + 1 : from;
+        len = less ? len - half - 1 : half;
+    }
+    return from;
+}
+
 /* Turns one row's dot products s[0..n) for the block's keys ix[0..n) into probabilities (in place)
  * and updates the row's running max *m, sum *l, and the rescale *alpha of its output so far. */
 static void FWD_NAME(row_block)(float *s, int64_t n, const fwd_plan *p, const fwd_row *rw, const int32_t *ix,
@@ -336,11 +353,17 @@ static void FWD_NAME(row_block)(float *s, int64_t n, const fwd_plan *p, const fw
             ns = heed_mask_row_spans(spans, &d->mask, rw->pos, rw->h, ko + ix[0], ko + ix[n - 1] + 1);
             sp = spans;
         }
-        for (int64_t x = 0; x < n; x++) {
-            const int64_t kpos_x = ko + ix[x];
-            while (si < ns && sp[si].hi <= kpos_x) si++;
-            if (si == ns || kpos_x < sp[si].lo) s[x] = -INFINITY;
+        /* span by span: the block's keys before each span (from the end of the previous one) are
+         * hidden; ix ascends, so each span's first and end index come from a search (arithmetic when
+         * the block's keys are consecutive) */
+        int64_t x = 0;
+        for (; si < ns && x < n && sp[si].lo <= ko + ix[n - 1]; si++) {
+            const int64_t lo = FWD_NAME(key_index)(ix, x, n, sp[si].lo - ko, contiguous);
+            const int64_t hi = FWD_NAME(key_index)(ix, lo, n, sp[si].hi - ko, contiguous);
+            for (; x < lo; x++) s[x] = -INFINITY;
+            x = hi;
         }
+        for (; x < n; x++) s[x] = -INFINITY;
     }
     for (int64_t x = n; x < nvec; x++) s[x] = -INFINITY;
 
