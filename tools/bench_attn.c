@@ -264,10 +264,10 @@ typedef struct machine {
 
 /* Measures the machine's peaks (again) and keeps the best so far: on a shared machine another job
  * can depress one measurement, and a peak that is too low would inflate every ratio. */
-static int measure_machine(machine *mc, int after, const bench_opts *o)
+static int measure_machine(machine *mc, heed_ctx *ctx, int after, const bench_opts *o)
 {
     const size_t bw_bytes = (size_t)(o->quick ? 256 : 1024) << 20;
-    const double bw = bench_read_bw_gbps(mc->n_threads, bw_bytes, o->quick ? 5 : 10);
+    const double bw = bench_read_bw_gbps(ctx, bw_bytes, o->quick ? 5 : 10);
     const double gf = bench_sgemm_peak_gflops(mc->n_threads, o->quick ? 0.05 : 0.3);
     /* OpenBLAS's workers keep spinning for about 2^28 cycles after a call: let them fall asleep
      * before anything else is timed. */
@@ -459,7 +459,7 @@ static int bench_attn(int argc, char **argv)
     for (size_t i = 0; i < n_cases; i++) most = case_bytes(&cases[i]) > most ? case_bytes(&cases[i]) : most;
     bench_stream st;
     int rc = bench_stream_init(&st, (size_t)(2.0 * most) > o.cold_bytes ? (size_t)(2.0 * most) : o.cold_bytes);
-    if (rc == 0) rc = measure_machine(&mc, 0, &o);
+    if (rc == 0) rc = measure_machine(&mc, ctx, 0, &o);
     for (size_t i = 0; i < n_cases && rc == 0; i++)
         if (!o.only || !strcmp(o.only, cases[i].name)) {
             if (progress) fprintf(stderr, "\rheed bench attn: case %zu of %zu ", i + 1, n_cases);
@@ -467,7 +467,7 @@ static int bench_attn(int argc, char **argv)
         }
     bench_stream_free(&st);
     if (progress) fprintf(stderr, "\r%40s\r", "");
-    if (rc == 0) rc = measure_machine(&mc, 1, &o);
+    if (rc == 0) rc = measure_machine(&mc, ctx, 1, &o);
     heed_ctx_free(ctx);
     if (rc < 0) {
         fprintf(stderr, "heed bench attn: out of memory measuring the machine's peaks\n");

@@ -173,10 +173,10 @@ typedef struct result {
 } result;
 
 /* Both peaks, keeping the best of this and earlier measurements. 0 when memory ran out. */
-static int measure_peaks(peaks *p, int n_threads, int quick)
+static int measure_peaks(peaks *p, heed_ctx *ctx, int quick)
 {
-    const double g = bench_sgemm_peak_gflops(n_threads, quick ? 0.05 : 0.3);
-    const double b = bench_read_bw_gbps(n_threads, (size_t)(quick ? 64 : 1024) << 20, quick ? 3 : 10);
+    const double g = bench_sgemm_peak_gflops(heed_ctx_n_threads(ctx), quick ? 0.05 : 0.3);
+    const double b = bench_read_bw_gbps(ctx, (size_t)(quick ? 64 : 1024) << 20, quick ? 3 : 10);
     if (g <= 0 || b <= 0) {
         fprintf(stderr, "heed bench model: out of memory measuring the machine's peaks\n");
         return 0;
@@ -337,7 +337,7 @@ int bench_model(int argc, char **argv)
     if (!cli_create_ctx(&ctx, o.n_threads, "bench model")) return 1;
     const int nt = heed_ctx_n_threads(ctx);
     peaks p = {0.0, 0.0};
-    if (!measure_peaks(&p, nt, o.quick)) {
+    if (!measure_peaks(&p, ctx, o.quick)) {
         heed_ctx_free(ctx);
         return 1;
     }
@@ -365,7 +365,7 @@ int bench_model(int argc, char **argv)
             remove_dir(dir);
         }
     }
-    if (!rc && !measure_peaks(&p, nt, o.quick)) rc = 1;
+    if (!rc && !measure_peaks(&p, ctx, o.quick)) rc = 1;
     if (!rc && !o.json)
         printf("heed bench model: %d threads, isa %s, sgemm peak %.1f GFLOP/s, read bandwidth %.2f GB/s\n"
                "%-8s %-5s %9s %6s %10s %9s %7s %8s %7s %7s\n",

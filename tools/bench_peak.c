@@ -8,7 +8,6 @@
 #include "heed.h"
 
 #include <cblas.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,49 +78,6 @@ static float stream_sum(const v8f *p, size_t n_vec) /* p: [n_vec], n_vec % 4 == 
     return r;
 }
 
-typedef struct read_job {
-    const v8f *p;  /* [n_vec] this thread's share */
-    size_t n_vec;
-    float sum;     /* kept so the loads cannot be optimised away */
-} read_job;
-
-static void *read_worker(void *arg)
-{
-    read_job *j = arg;
-    j->sum += stream_sum(j->p, j->n_vec);
-    return NULL;
-}
-
-double bench_read_bw_gbps(int n_threads, size_t bytes, int reps)
-{
-    const size_t per = (bytes / sizeof(v8f) / (size_t)n_threads) & ~(size_t)3;
-    v8f *buf = heed_alloc(per * (size_t)n_threads * sizeof(v8f));
-    read_job *jobs = heed_alloc((size_t)n_threads * sizeof(read_job));
-    pthread_t *tids = heed_alloc((size_t)n_threads * sizeof(pthread_t));
-    if (!buf || !jobs || !tids) {
-        heed_free(buf), heed_free(jobs), heed_free(tids);
-        return -1.0;
-    }
-    float *f = (float *)buf; /* written once so every page is mapped before the first timed pass */
-    for (size_t i = 0; i < per * (size_t)n_threads * 8; i++) f[i] = (float)(i & 1023) * 1e-3f;
-    for (int t = 0; t < n_threads; t++) jobs[t] = (read_job){buf + per * (size_t)t, per, 0.0f};
-
-    /* Threads are started inside the timed region: ~50 us against tens of ms per pass, and it errs
-     * on the low side, which only makes a kernel's ratio against this bandwidth look worse. */
-    double best = 0.0;
-    for (int r = 0; r < reps && best >= 0.0; r++) {
-        const double t0 = bench_now();
-        int started = 0;
-        while (started < n_threads && pthread_create(&tids[started], NULL, read_worker, &jobs[started]) == 0)
-            started++;
-        for (int t = 0; t < started; t++) pthread_join(tids[t], NULL);
-        const double gbps = (double)(per * (size_t)n_threads * sizeof(v8f)) / (bench_now() - t0) * 1e-9;
-        best = started < n_threads ? -1.0 : gbps > best ? gbps : best;
-    }
-    heed_free(buf), heed_free(jobs), heed_free(tids);
-    return best;
-}
-
 int bench_stream_init(bench_stream *s, size_t bytes)
 {
     s->bytes = bytes & ~(size_t)127;
@@ -170,4 +126,17 @@ double bench_stream_read(heed_ctx *ctx, bench_stream *s, size_t n)
     const double dt = bench_now() - t0;
     free(sums);
     return dt;
+}
+
+double bench_read_bw_gbps(heed_ctx *ctx, size_t bytes, int reps)
+{
+    bench_stream st;
+    if (bench_stream_init(&st, bytes)) return -1.0;
+    double best = 0.0;
+    for (int r = 0; r < reps && best >= 0.0; r++) {
+        const double dt = bench_stream_read(ctx, &st, st.bytes);
+        best = dt < 0 ? -1.0 : (double)st.bytes / dt * 1e-9 > best ? (double)st.bytes / dt * 1e-9 : best;
+    }
+    bench_stream_free(&st);
+    return best;
 }

@@ -16,11 +16,6 @@ double bench_now(void);
  * Restores OpenBLAS's previous thread count. Returns a negative value if memory ran out. */
 double bench_sgemm_peak_gflops(int n_threads, double min_time);
 
-/* Best GB/s (1e9 bytes/s) over `reps` passes of n_threads threads each summing its share of a buffer
- * of `bytes` bytes with 256-bit loads; bytes should be far above the last-level cache.
- * Returns a negative value if memory ran out. */
-double bench_read_bw_gbps(int n_threads, size_t bytes, int reps);
-
 /* A cold source for streaming reads paired with a kernel's calls: a buffer far above the last-level
  * cache, read from a rotating offset so that every read comes from memory, as a kernel's cold operands
  * do. */
@@ -37,6 +32,10 @@ void bench_stream_free(bench_stream *s);
  * runs there (heed's pool, tasks of 256 KiB): the memory bandwidth available to that kernel at that
  * moment, when timed next to its call. Negative when out of memory. */
 double bench_stream_read(heed_ctx *ctx, bench_stream *s, size_t n);
+
+/* Best GB/s (1e9 bytes/s) over `reps` whole passes over a source of `bytes` bytes (far above the
+ * last-level cache) read with bench_stream_read on ctx's threads. Negative if memory ran out. */
+double bench_read_bw_gbps(heed_ctx *ctx, size_t bytes, int reps);
 
 /* `heed bench model ...` (tools/bench_model.c); argv[0] is "model". */
 int bench_model(int argc, char **argv);
