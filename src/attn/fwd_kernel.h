@@ -183,10 +183,9 @@ FWD_INLINE void FWD_NAME(prefetch)(const void *row, int64_t nbytes)
 static void FWD_NAME(pack_cols)(float *kt, int64_t ldkt, const void *const *kr, int kc, heed_dtype t, int64_t n,
                                 int64_t nvec, int64_t D, float *tmp)
 {
-    for (int64_t x = 0; x < D; x++)
-        for (int64_t j = n; j < nvec; j++) kt[x * ldkt + j] = 0.0f;
+    int64_t x0 = 0; /* columns [0, x0) complete, padding included */
 #ifdef HEED_SIMD_TRANSPOSE
-    const int64_t x0 = D / VW * VW;
+    x0 = D / VW * VW;
     for (int64_t j = 0; j < nvec; j += VW)
         for (int64_t x = 0; x < x0; x += VW) {
             vf r[VW];
@@ -204,6 +203,8 @@ static void FWD_NAME(pack_cols)(float *kt, int64_t ldkt, const void *const *kr, 
         for (int64_t x = 0; x < D; x++) kt[x * ldkt + j] = tmp[x];
     }
 #endif
+    for (int64_t x = x0; x < D; x++)
+        for (int64_t j = n; j < nvec; j++) kt[x * ldkt + j] = 0.0f;
 }
 
 /* s[r][c VW .. (c + 1) VW) = q_r . (keys of columns c VW ..) for mr rows and nv vectors of keys, with
