@@ -651,12 +651,11 @@ static heed_status attention(heed_ctx *ctx, heed_model *m, int64_t L, int64_t n,
     int64_t d = c->hidden, D = c->head_dim, Hq = c->n_heads, Hk = c->n_kv_heads, ld = qkv_dim(c);
     int64_t qd = Hq * D, kd = Hk * D;
     float *q = m->qkv, *k = m->qkv + qd, *v = m->qkv + qd + kd;
-    heed_status s = c->fused_qkv ? linear(ctx, m->qkv, ld, m->xb, &w->qkv, n, d, ld) : HEED_OK;
-    if (!c->fused_qkv) {
-        if (s == HEED_OK) s = linear(ctx, q, ld, m->xb, &w->q, n, d, qd);
-        if (s == HEED_OK) s = linear(ctx, k, ld, m->xb, &w->k, n, d, kd);
-        if (s == HEED_OK) s = linear(ctx, v, ld, m->xb, &w->v, n, d, kd);
-    }
+    heed_status s;
+    if (c->fused_qkv) s = linear(ctx, m->qkv, ld, m->xb, &w->qkv, n, d, ld);
+    else if ((s = linear(ctx, q, ld, m->xb, &w->q, n, d, qd)) == HEED_OK &&
+             (s = linear(ctx, k, ld, m->xb, &w->k, n, d, kd)) == HEED_OK)
+        s = linear(ctx, v, ld, m->xb, &w->v, n, d, kd);
     if (s != HEED_OK) return s;
     if (c->qk_norm) {
         for (int64_t t = 0; t < n; t++) {
