@@ -198,10 +198,12 @@ static int spec_int(int64_t *v, const char **s, const char *stop)
 
 int cli_add_intervention(cli_interventions *x, const char *spec, const char *cmd)
 {
+    /* the head-output scalings handled here, beside the attention edits of heed_intervention (kinds >= 0) */
+    enum { KIND_ABLATE = -1, KIND_SCALE = -2 };
     static const struct { const char *name; int kind, span; } KINDS[] = {
         {"bos", HEED_EDIT_BOS, 0},     {"act", HEED_EDIT_ACT, 0},         {"var", HEED_EDIT_VAR, 1},
         {"steer", HEED_EDIT_STEER, 1}, {"inhibit", HEED_EDIT_INHIBIT, 0}, {"mean", HEED_EDIT_MEAN, 0},
-        {"ablate", -1, 0},             {"scale", -2, 0}};
+        {"ablate", KIND_ABLATE, 0},    {"scale", KIND_SCALE, 0}};
     if (!spec) {
         fprintf(stderr, "heed %s: --intervene: no SPEC after it\n", cmd);
         return 0;
@@ -216,9 +218,9 @@ int cli_add_intervention(cli_interventions *x, const char *spec, const char *cmd
     else if (!spec_int(&L, &s, ".") || *s++ != '.' || !spec_int(&H, &s, ":")) why = "expected L.H (layer.head) after the kind";
     else if (KINDS[k].span && (*s++ != ':' || !spec_int(&a, &s, "-") || *s++ != '-' || !spec_int(&b, &s, ":")))
         why = "expected a key span a-b after L.H";
-    else if (*s == ':' && (KINDS[k].kind == HEED_EDIT_BOS || KINDS[k].kind == HEED_EDIT_MEAN || KINDS[k].kind == -1))
+    else if (*s == ':' && (KINDS[k].kind == HEED_EDIT_BOS || KINDS[k].kind == HEED_EDIT_MEAN || KINDS[k].kind == KIND_ABLATE))
         why = "takes no amount";
-    else if (KINDS[k].kind == -2 && (*s != ':' || !cli_parse_num(&amount, s + 1) || !isfinite(amount) ||
+    else if (KINDS[k].kind == KIND_SCALE && (*s != ':' || !cli_parse_num(&amount, s + 1) || !isfinite(amount) ||
                                      fabs(amount) > 1e30))
         why = "expected scale:L.H:x with x a finite number";
     else if (*s == ':' && KINDS[k].kind >= 0 && (!cli_parse_num(&amount, s + 1) || !(amount >= 0.0 && amount <= 1.0)))
@@ -231,7 +233,7 @@ int cli_add_intervention(cli_interventions *x, const char *spec, const char *cmd
     }
     if (KINDS[k].kind < 0) {
         x->scaled[x->n_scale][0] = L, x->scaled[x->n_scale][1] = H;
-        x->scale_by[x->n_scale] = KINDS[k].kind == -1 ? 0.0f : (float)amount;
+        x->scale_by[x->n_scale] = KINDS[k].kind == KIND_ABLATE ? 0.0f : (float)amount;
         x->scale_spec[x->n_scale++] = spec;
         return 1;
     }
