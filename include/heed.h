@@ -976,6 +976,9 @@ uint64_t heed_rng_next(uint64_t *state);
  * and generated; NULL when n_prev is 0). rng: the generator state, advanced by one draw unless greedy. */
 heed_status heed_sample(heed_ctx *ctx, int32_t *out, float *logits, int64_t vocab, const int32_t *prev,
                         int64_t n_prev, const heed_sample_params *p, uint64_t *rng);
+/* log softmax(logits [vocab])[id], accumulated in f64 around the row's largest logit (what perplexity
+ * and multiple-choice scoring sum). id must be in [0, vocab). */
+double heed_logprob(const float *logits, int64_t vocab, int32_t id);
 /* ================================================================================================ */
 
 /* ================================================================================================

@@ -164,6 +164,20 @@ int main(void)
     float inf[2] = {-INFINITY, -INFINITY};
     CHECK(heed_sample(ctx, &t, inf, 2, NULL, 0, &p, &rng) == HEED_ERR_INVALID, "every logit -inf");
 
+    /* heed_logprob: log softmax at an id, against a direct f64 computation; exp sums to 1; logits of
+     * magnitude 1e4 neither overflow nor lose the small differences */
+    float big[5] = {1e4f, 1e4f - 1.0f, 1e4f - 3.0f, -1e4f, 1e4f - 0.5f};
+    double z = 0.0, total = 0.0;
+    for (int i = 0; i < 5; i++) z += exp((double)big[i] - 1e4);
+    for (int i = 0; i < 5; i++) {
+        const double lp = heed_logprob(big, 5, i), want = (double)big[i] - 1e4 - log(z);
+        CHECK(fabs(lp - want) < 1e-12, "logprob of id %d: %.15g, expected %.15g", i, lp, want);
+        total += exp(lp);
+    }
+    CHECK(fabs(total - 1.0) < 1e-12, "probabilities sum to %.15g", total);
+    const float one[1] = {-7.5f};
+    CHECK(heed_logprob(one, 1, 0) == 0.0, "a single logit has probability 1");
+
     heed_ctx_free(ctx);
     return t_done("test_sample");
 }

@@ -148,13 +148,7 @@ int cmd_ppl(int argc, char **argv)
                 fprintf(stderr, "heed ppl: %s\n", heed_ctx_error(ctx));
                 goto done;
             }
-            for (int64_t r = 0; r < n; r++) {
-                const float *l = logits + r * V;
-                double mx = l[0], sum = 0;
-                for (int64_t v = 1; v < V; v++) mx = l[v] > mx ? l[v] : mx;
-                for (int64_t v = 0; v < V; v++) sum += exp((double)l[v] - mx);
-                nll += mx + log(sum) - (double)l[ids[j + r]];
-            }
+            for (int64_t r = 0; r < n; r++) nll -= heed_logprob(logits + r * V, V, ids[j + r]);
             scored += n;
         }
         prev_end = end;

@@ -159,3 +159,11 @@ done:
     free(prob);
     return st;
 }
+
+double heed_logprob(const float *logits, int64_t vocab, int32_t id)
+{
+    double mx = logits[0], sum = 0.0;
+    for (int64_t v = 1; v < vocab; v++) mx = logits[v] > mx ? logits[v] : mx;
+    for (int64_t v = 0; v < vocab; v++) sum += exp((double)logits[v] - mx);
+    return (double)logits[id] - mx - log(sum);
+}

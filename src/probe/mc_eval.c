@@ -221,14 +221,8 @@ heed_status heed_mc_score(heed_ctx *ctx, heed_model *m, double *lp, const heed_m
             s = heed_fail(ctx, f, "line %lld, choice %lld: %s", (long long)it->line, (long long)c, why);
         }
         double sum = 0.0;
-        for (int64_t t = P; t < n && s == HEED_OK; t++) {
-            const float *row = logits + (t - 1) * V; /* predicts ids[t] */
-            float mx = row[0];
-            for (int64_t v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
-            double z = 0.0;
-            for (int64_t v = 0; v < V; v++) z += exp((double)row[v] - (double)mx);
-            sum += (double)row[ids[t]] - (double)mx - log(z);
-        }
+        for (int64_t t = P; t < n && s == HEED_OK; t++)
+            sum += heed_logprob(logits + (t - 1) * V, V, ids[t]); /* row t - 1 predicts ids[t] */
         lp[c] = sum;
     }
     free(ids);
